@@ -1,0 +1,80 @@
+"""Every setting the service reads from the environment, in one place.
+
+Defaults are for local use (a model trained with ``python -m model_service train``
+into the local MLflow store); a deployment overrides them through the template.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MODEL_NAME = "ride_duration_prediction_model"
+"""The ``model`` field of every prediction event, as the course's consumers expect it."""
+
+REGISTERED_MODEL_NAME = "ride-duration"
+"""The name training registers the model under in the MLflow model registry."""
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+MIB = 1024 * 1024
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_uri: str = f"models:/{REGISTERED_MODEL_NAME}/latest"
+    model_version: str | None = None
+    predictions_stream_name: str = "ride_predictions"
+    dead_letter_stream_name: str = "ride_dead_letters"
+    decisions_stream_name: str = "ride_decisions"
+    long_ride_threshold_minutes: float = 45.0
+    test_run: bool = False
+    publish_max_attempts: int = 5
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    service_name: str = "ride-duration-prediction"
+    metrics_namespace: str = "RideDuration"
+    web_max_body_bytes: int = MIB
+    """Larger request bodies get 413; 1 MiB holds about 10,000 rides in one list."""
+    web_workers: int | None = None
+    """Gunicorn worker processes; None means one per CPU this process may run on."""
+    web_threads: int = 1
+    batch_input_template: str = "data/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet"
+    batch_output_template: str = "output/{taxi_type}/{year:04d}-{month:02d}.parquet"
+    batch_chunk_rows: int = 100_000
+    """Rows scored per vectorised call; bounds batch memory whatever the file's size."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings; unset or empty variables keep their local default."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def get(name: str, default: str) -> str:
+            return env.get(name) or default
+
+        return cls(
+            model_uri=get("MODEL_URI", defaults.model_uri),
+            model_version=env.get("MODEL_VERSION") or None,
+            predictions_stream_name=get("PREDICTIONS_STREAM_NAME", defaults.predictions_stream_name),
+            dead_letter_stream_name=get("DEAD_LETTER_STREAM_NAME", defaults.dead_letter_stream_name),
+            decisions_stream_name=get("DECISIONS_STREAM_NAME", defaults.decisions_stream_name),
+            long_ride_threshold_minutes=float(
+                get("LONG_RIDE_THRESHOLD_MINUTES", str(defaults.long_ride_threshold_minutes))
+            ),
+            test_run=_flag(env.get("TEST_RUN")),
+            publish_max_attempts=int(get("PUBLISH_MAX_ATTEMPTS", str(defaults.publish_max_attempts))),
+            tracking_uri=get("MLFLOW_TRACKING_URI", defaults.tracking_uri),
+            service_name=get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
+            metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", defaults.metrics_namespace),
+            web_max_body_bytes=int(get("WEB_MAX_BODY_BYTES", str(defaults.web_max_body_bytes))),
+            web_workers=int(env["WEB_CONCURRENCY"]) if env.get("WEB_CONCURRENCY") else None,
+            web_threads=int(get("WEB_THREADS", str(defaults.web_threads))),
+            batch_input_template=get("BATCH_INPUT_TEMPLATE", defaults.batch_input_template),
+            batch_output_template=get("BATCH_OUTPUT_TEMPLATE", defaults.batch_output_template),
+            batch_chunk_rows=int(get("BATCH_CHUNK_ROWS", str(defaults.batch_chunk_rows))),
+        )

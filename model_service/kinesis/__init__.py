@@ -1,0 +1,1 @@
+"""Kinesis adapters: decode -> (validate, predict in model_service) -> publish."""

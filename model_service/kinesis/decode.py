@@ -1,0 +1,82 @@
+"""Turn one Kinesis record into a validated ride event, or into the reason it is not one.
+
+Decoding never raises anything but RejectedRecord, so one bad record can be set
+aside (dead-lettered) while the rest of its batch goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from model_service.schema import InvalidRide, RideEvent, validate_ride_event
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """Where a record came from: enough to checkpoint it, dead-letter it and de-duplicate its output."""
+
+    stream_name: str
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    data: str
+    """The record's payload, base64 as Lambda delivers it."""
+    approximate_arrival_timestamp: float | None = None
+
+    @property
+    def event_id(self) -> str:
+        """Stable across Lambda retries, so consumers can drop a repeated event."""
+        return f"{self.stream_name}:{self.shard_id}:{self.sequence_number}"
+
+    @classmethod
+    def from_kinesis(cls, record: KinesisStreamRecord) -> SourceRecord:
+        payload = record.kinesis
+        return cls(
+            stream_name=record.event_source_arn.rpartition("/")[2],
+            shard_id=record.event_id.partition(":")[0],
+            sequence_number=payload.sequence_number,
+            partition_key=payload.partition_key,
+            data=payload.data,
+            approximate_arrival_timestamp=payload.approximate_arrival_timestamp,
+        )
+
+
+class RejectedRecord(ValueError):
+    """A record that can never become a prediction; retrying it would only block its shard."""
+
+    def __init__(self, stage: str, reason: str, errors: list[dict[str, str]] | None = None) -> None:
+        self.stage = stage
+        self.reason = reason
+        self.errors = errors or []
+        super().__init__(f"{stage}: {reason}")
+
+
+def decode_json(data_b64: str) -> Any:
+    """base64 -> UTF-8 -> JSON, each failure named."""
+    try:
+        raw = base64.b64decode(data_b64, validate=True)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise RejectedRecord("decode", f"data is not valid base64 ({exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RejectedRecord("decode", f"data is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RejectedRecord("decode", f"data is not valid JSON ({exc})") from None
+
+
+def decode_ride_event(data_b64: str) -> RideEvent:
+    """A record's payload as a validated ride event, or RejectedRecord saying which field and why."""
+    document = decode_json(data_b64)
+    try:
+        return validate_ride_event(document)
+    except InvalidRide as exc:
+        raise RejectedRecord("validate", str(exc), exc.errors) from None

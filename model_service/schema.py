@@ -1,0 +1,87 @@
+"""The ride event schema: what a valid ride looks like and why a record is not one.
+
+Every adapter (Kinesis, web, batch) validates through this module, so a ride is
+judged by the same rules wherever it enters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, ValidationError
+from pydantic_core import PydanticCustomError
+
+MAX_ZONE_ID = 265
+"""TLC taxi zones are numbered 1..263, plus 264 and 265 for unknown and outside NYC."""
+
+MAX_TRIP_DISTANCE_MILES = 500.0
+"""No taxi ride in NYC is longer; real files carry odometer glitches of tens of thousands."""
+
+ZoneId = Annotated[StrictInt, Field(ge=1, le=MAX_ZONE_ID)]
+
+
+def _ride_id(value: Any) -> int | str:
+    """One clear error for a bad ride_id, rather than one per member of an int | str union."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise PydanticCustomError("ride_id", "Input should be an integer or a non-empty string")
+
+
+RideId = Annotated[int | str, PlainValidator(_ride_id)]
+
+
+class Ride(BaseModel):
+    """The features of one ride, as the course's producers send them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    PULocationID: ZoneId
+    DOLocationID: ZoneId
+    trip_distance: Annotated[float, Field(strict=True, ge=0, le=MAX_TRIP_DISTANCE_MILES, allow_inf_nan=False)]
+
+
+class RideEvent(BaseModel):
+    """One input record: ``{"ride": {...}, "ride_id": ...}``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ride: Ride
+    ride_id: RideId
+
+
+class InvalidRide(ValueError):
+    """A ride that breaks the schema, with one ``field: reason`` line per problem."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+
+
+def _describe(error: Any) -> dict[str, str]:
+    field = ".".join(str(part) for part in error["loc"]) or "<record>"
+    reason = error["msg"]
+    if error["type"] not in {"missing", "model_type", "model_attributes_type"}:
+        value = error.get("input")
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        reason = f"{reason} (got {value!r})"
+    return {"field": field, "reason": reason}
+
+
+def validate_ride_event(data: Any) -> RideEvent:
+    """Validate decoded JSON as a ride event; raise InvalidRide naming each bad field."""
+    try:
+        return RideEvent.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRide([_describe(e) for e in exc.errors()]) from None
+
+
+def validate_ride(data: Any) -> Ride:
+    """Validate a bare ride object (the web service takes rides without an event wrapper)."""
+    try:
+        return Ride.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRide([_describe(e) for e in exc.errors()]) from None

@@ -1,0 +1,43 @@
+"""Validated rides in, minutes out: the one place a prediction is made."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from model_service.features import Features, features_for_rides
+from model_service.model_loader import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from model_service.schema import Ride
+
+
+class PredictionService:
+    """Wraps the loaded model so every adapter predicts a whole batch in one call."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self._model = model
+
+    @classmethod
+    def load(cls, uri: str, version: str | None = None) -> PredictionService:
+        return cls(load_model(uri, version))
+
+    @property
+    def version(self) -> str:
+        return self._model.version
+
+    @property
+    def model_uri(self) -> str:
+        return self._model.uri
+
+    def predict(self, rides: Sequence[Ride]) -> list[float]:
+        """Predicted minutes for each ride, in order, from one vectorised call."""
+        if not rides:
+            return []
+        return self.predict_features(features_for_rides(rides)).tolist()
+
+    def predict_features(self, features: list[Features]) -> np.ndarray:
+        """For callers (batch scoring) that build features straight from a trip frame."""
+        return self._model.predictor.predict(features)

@@ -1,0 +1,58 @@
+"""Read TLC trip parquet files the way the course prepares them.
+
+Real monthly files are messy (pickups from 2009, zero and absurd distances,
+nullable ids, int32 ids in some months), so the rules are spelled out here
+once, for training and for batch scoring alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ID_COLUMNS = ("PULocationID", "DOLocationID")
+MIN_DURATION_MINUTES = 1
+MAX_DURATION_MINUTES = 60
+
+
+def timestamp_columns(columns: list[str]) -> tuple[str, str] | None:
+    """(pickup, dropoff) for green (lpep_), yellow (tpep_) or FHV-style files, if present."""
+    for prefix in ("lpep_", "tpep_", ""):
+        pickup, dropoff = f"{prefix}pickup_datetime", f"{prefix}dropoff_datetime"
+        if pickup in columns and dropoff in columns:
+            return pickup, dropoff
+    return None
+
+
+def add_duration(trips: pd.DataFrame) -> pd.DataFrame:
+    """Add ``duration`` in minutes from the pickup and dropoff timestamps."""
+    columns = timestamp_columns(list(trips.columns))
+    if columns is None:
+        raise ValueError("trip data has no pickup/dropoff datetime columns")
+    pickup, dropoff = columns
+    trips = trips.copy()
+    trips["duration"] = (trips[dropoff] - trips[pickup]).dt.total_seconds() / 60
+    return trips
+
+
+def clean_ids(trips: pd.DataFrame) -> pd.DataFrame:
+    """Drop trips without zone ids and make the ids plain int64 (some months ship int32 or floats)."""
+    trips = trips.dropna(subset=list(ID_COLUMNS))
+    return trips.astype({c: "int64" for c in ID_COLUMNS})
+
+
+def read_training_trips(path: str) -> pd.DataFrame:
+    """Trips of 1 to 60 minutes with their duration, as the course trains on them."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    columns = timestamp_columns(names)
+    if columns is None:
+        raise ValueError(f"{path}: no pickup/dropoff datetime columns, so no duration to learn")
+    trips = pd.read_parquet(path, columns=[*columns, *ID_COLUMNS, "trip_distance"])
+    trips = clean_ids(add_duration(trips)).dropna(subset=["trip_distance"])
+    keep = trips["duration"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
+    return trips[keep]

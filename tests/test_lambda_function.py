@@ -1,0 +1,215 @@
+"""The Lambda handler end to end on moto's Kinesis: no record lost, no shard blocked."""
+
+import base64
+import importlib
+import json
+
+import boto3
+import pytest
+
+from model_service.model_loader import ModelLoadError
+from model_service.service import PredictionService
+from model_service.schema import validate_ride
+from tests.conftest import shared_path
+from tests.factories import FIRST_SEQUENCE_NUMBER, LambdaContext, kinesis_event, raw_kinesis_event, ride_payload
+from tests.fakes import FlakyKinesis, read_stream
+
+PREDICTIONS = "ride_predictions"
+DEAD_LETTERS = "ride_dead_letters"
+
+BAD_RECORDS = {
+    "not base64": "%%% not base64 %%%",
+    "not UTF-8": base64.b64encode(b"\xff\xfe").decode(),
+    "not JSON": base64.b64encode(b"{'ride': 1}").decode(),
+    "JSON but not an object": base64.b64encode(b"[130, 205, 3.66]").decode(),
+    "missing ride_id": base64.b64encode(json.dumps({"ride": ride_payload()["ride"]}).encode()).decode(),
+    "mistyped location": base64.b64encode(json.dumps(ride_payload(pu="130")).encode()).decode(),
+    "NaN distance": base64.b64encode(
+        b'{"ride": {"PULocationID": 1, "DOLocationID": 2, "trip_distance": NaN}, "ride_id": 9}'
+    ).decode(),
+    "negative distance": base64.b64encode(json.dumps(ride_payload(distance=-2)).encode()).decode(),
+    "huge distance": base64.b64encode(json.dumps(ride_payload(distance=42_000)).encode()).decode(),
+}
+
+
+def encoded(payload) -> str:
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+@pytest.fixture
+def load_handler(aws, monkeypatch, model_bin):
+    """Import lambda_function afresh under the given settings, as a new Lambda container would."""
+    kinesis = boto3.client("kinesis")
+    for stream in (PREDICTIONS, DEAD_LETTERS):
+        kinesis.create_stream(StreamName=stream, ShardCount=1)
+
+    def load(**env):
+        settings = {
+            "MODEL_URI": str(model_bin),
+            "PREDICTIONS_STREAM_NAME": PREDICTIONS,
+            "DEAD_LETTER_STREAM_NAME": DEAD_LETTERS,
+            "TEST_RUN": "false",
+            **env,
+        }
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        import lambda_function
+
+        return importlib.reload(lambda_function)
+
+    load.kinesis = kinesis
+    return load
+
+
+@pytest.fixture
+def handler(load_handler):
+    return load_handler()
+
+
+@pytest.fixture
+def kinesis(load_handler):
+    return load_handler.kinesis
+
+
+def no_sleep(handler) -> None:
+    for publisher in (handler.processor.publishers.predictions, handler.processor.publishers.dead_letters):
+        publisher._sleep = lambda seconds: None
+
+
+def stream_events(kinesis, stream) -> list[dict]:
+    return [json.loads(data) for data in read_stream(kinesis, stream)]
+
+
+def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, kinesis, model_bin):
+    rides = [ride_payload(ride_id=i, pu=10 + i, do=50, distance=1.5 * i) for i in range(1, 6)]
+    response = handler.lambda_handler(kinesis_event(rides), LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    events = sorted(stream_events(kinesis, PREDICTIONS), key=lambda e: e["prediction"]["ride_id"])
+    offline = PredictionService.load(str(model_bin)).predict([validate_ride(r["ride"]) for r in rides])
+    assert [e["prediction"]["ride_id"] for e in events] == [1, 2, 3, 4, 5]
+    assert [e["prediction"]["ride_duration"] for e in events] == pytest.approx(offline)
+
+
+def test_prediction_event_keeps_the_course_shape_and_adds_event_id(handler, kinesis):
+    handler.lambda_handler(kinesis_event([ride_payload()]), LambdaContext())
+    (event,) = stream_events(kinesis, PREDICTIONS)
+    assert set(event) == {"model", "version", "prediction", "event_id"}
+    assert event["model"] == "ride_duration_prediction_model"
+    assert event["version"] == handler.service.version
+    assert set(event["prediction"]) == {"ride_duration", "ride_id"}
+    assert event["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}")
+
+
+def test_prediction_is_partitioned_by_ride_id(handler, kinesis):
+    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: False)
+    handler.processor.publishers.predictions.client = flaky
+    seen = []
+    original = flaky.put_records
+    flaky.put_records = lambda **kw: seen.extend(e["PartitionKey"] for e in kw["Records"]) or original(**kw)
+    handler.lambda_handler(kinesis_event([ride_payload(ride_id="r-1"), ride_payload(ride_id=7)]), LambdaContext())
+    assert seen == ["r-1", "7"]
+
+
+@pytest.mark.parametrize("kind", list(BAD_RECORDS))
+def test_bad_record_goes_to_dead_letters_while_the_rest_is_predicted(handler, kinesis, kind):
+    event = raw_kinesis_event([encoded(ride_payload(ride_id=1)), BAD_RECORDS[kind], encoded(ride_payload(ride_id=2))])
+    response = handler.lambda_handler(event, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    assert sorted(e["prediction"]["ride_id"] for e in stream_events(kinesis, PREDICTIONS)) == [1, 2]
+    (dead,) = stream_events(kinesis, DEAD_LETTERS)
+    assert dead["source"]["sequence_number"] == str(FIRST_SEQUENCE_NUMBER + 1)
+    assert dead["raw_data"] == BAD_RECORDS[kind]
+    assert dead["reason"]
+
+
+def test_every_bad_kind_in_one_batch_is_accounted_for(handler, kinesis):
+    event = raw_kinesis_event([*BAD_RECORDS.values(), encoded(ride_payload())])
+    handler.lambda_handler(event, LambdaContext())
+    dead = stream_events(kinesis, DEAD_LETTERS)
+    assert len(dead) == len(BAD_RECORDS)
+    assert len(stream_events(kinesis, PREDICTIONS)) == 1
+
+
+def test_dead_letter_says_which_field_and_why(handler, kinesis):
+    handler.lambda_handler(raw_kinesis_event([BAD_RECORDS["negative distance"]]), LambdaContext())
+    (dead,) = stream_events(kinesis, DEAD_LETTERS)
+    assert dead["stage"] == "validate"
+    assert dead["errors"][0]["field"] == "ride.trip_distance"
+    assert dead["reason"].startswith("ride.trip_distance: Input should be greater than or equal to 0")
+    assert dead["source"]["partition_key"] == "0"
+    assert dead["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}")
+
+
+def test_test_run_returns_the_events_and_publishes_nothing(load_handler, kinesis):
+    handler = load_handler(TEST_RUN="true")
+    event = raw_kinesis_event([encoded(ride_payload(ride_id=256)), BAD_RECORDS["not JSON"]])
+    response = handler.lambda_handler(event, LambdaContext())
+
+    assert [p["prediction"]["ride_id"] for p in response["predictions"]] == [256]
+    assert len(response["dead_letters"]) == 1
+    assert response["batchItemFailures"] == []
+    assert handler.processor.publishers is None
+    assert stream_events(kinesis, PREDICTIONS) == stream_events(kinesis, DEAD_LETTERS) == []
+
+
+@pytest.mark.shared_data
+def test_course_event_through_the_course_model_gives_the_course_prediction(load_handler):
+    handler = load_handler(MODEL_URI=str(shared_path("models/lin_reg.bin")), TEST_RUN="true")
+    event = json.loads(shared_path("events/course-kinesis-event.json").read_text())
+    (prediction,) = handler.lambda_handler(event, LambdaContext())["predictions"]
+    assert prediction["prediction"] == {"ride_duration": pytest.approx(12.7855, abs=1e-4), "ride_id": 256}
+
+
+def test_throttled_entries_are_retried_until_published(handler, kinesis):
+    no_sleep(handler)
+    handler.processor.publishers.predictions.client = FlakyKinesis(kinesis, fail=lambda data, attempt: attempt <= 2)
+    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(4)]), LambdaContext())
+    assert response == {"batchItemFailures": []}
+    assert len(stream_events(kinesis, PREDICTIONS)) == 4
+
+
+def test_unpublishable_predictions_report_the_lowest_sequence_number(handler, kinesis):
+    no_sleep(handler)
+    doomed = {b'"ride_id":3}', b'"ride_id":5}'}
+    handler.processor.publishers.predictions.client = FlakyKinesis(
+        kinesis, fail=lambda data, attempt: any(d in data for d in doomed)
+    )
+    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(7)]), LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 3)}]}
+    assert sorted(e["prediction"]["ride_id"] for e in stream_events(kinesis, PREDICTIONS)) == [0, 1, 2, 4, 6]
+
+
+def test_unpublishable_dead_letter_is_reported_so_it_is_not_lost(handler, kinesis):
+    no_sleep(handler)
+    handler.processor.publishers.dead_letters.client = FlakyKinesis(kinesis, fail=lambda data, attempt: True)
+    event = raw_kinesis_event([encoded(ride_payload()), encoded(ride_payload()), BAD_RECORDS["not JSON"]])
+    response = handler.lambda_handler(event, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
+
+
+def test_a_failing_model_fails_the_whole_batch(handler, monkeypatch):
+    def broken(features):
+        raise MemoryError("model blew up")
+
+    monkeypatch.setattr(handler.service._model.predictor, "predict", broken)
+    with pytest.raises(MemoryError):
+        handler.lambda_handler(kinesis_event([ride_payload()]), LambdaContext())
+
+
+def test_a_model_that_cannot_load_fails_the_container_start_naming_the_uri(load_handler, tmp_path):
+    with pytest.raises(ModelLoadError, match="missing/model.bin"):
+        load_handler(MODEL_URI=str(tmp_path / "missing" / "model.bin"))
+
+
+def test_batch_metrics_are_emitted_as_cloudwatch_emf(handler, capsys):
+    handler.lambda_handler(raw_kinesis_event([encoded(ride_payload()), BAD_RECORDS["not JSON"]]), LambdaContext())
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (metrics,) = emf
+    assert (metrics["RecordsIn"], metrics["Predictions"], metrics["DeadLetters"]) == ([2.0], [1.0], [1.0])
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "RideDuration"
+
+
+def test_empty_batch_is_fine(handler):
+    assert handler.lambda_handler({"Records": []}, LambdaContext()) == {"batchItemFailures": []}

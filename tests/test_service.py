@@ -1,0 +1,50 @@
+"""The prediction service: one vectorised call that equals the per-ride predictions."""
+
+import pytest
+
+from model_service.features import features_for_rides
+from model_service.schema import validate_ride
+from model_service.service import PredictionService
+from tests.factories import make_trips
+
+
+@pytest.fixture
+def service(model_bin):
+    return PredictionService.load(str(model_bin))
+
+
+def rides(n: int):
+    trips = make_trips(n, seed=7)
+    return [
+        validate_ride({"PULocationID": pu, "DOLocationID": do, "trip_distance": d})
+        for pu, do, d in zip(trips.PULocationID.tolist(), trips.DOLocationID.tolist(), trips.trip_distance.tolist())
+    ]
+
+
+def test_batch_prediction_equals_per_ride_predictions(service):
+    batch = rides(300)
+    one_by_one = [service.predict([ride])[0] for ride in batch]
+    assert service.predict(batch) == pytest.approx(one_by_one, rel=1e-12)
+
+
+def test_batch_prediction_makes_one_model_call(service, monkeypatch):
+    calls = []
+    predictor = service._model.predictor
+    original = predictor.predict
+    monkeypatch.setattr(predictor, "predict", lambda features: calls.append(len(features)) or original(features))
+    service.predict(rides(50))
+    assert calls == [50]
+
+
+def test_empty_batch_predicts_nothing_without_calling_the_model(service, monkeypatch):
+    monkeypatch.setattr(service._model.predictor, "predict", lambda f: pytest.fail("model called"))
+    assert service.predict([]) == []
+
+
+def test_predictions_are_plain_floats_for_json(service):
+    assert all(type(p) is float for p in service.predict(rides(3)))
+
+
+def test_predict_features_matches_predict(service):
+    batch = rides(10)
+    assert service.predict_features(features_for_rides(batch)).tolist() == service.predict(batch)

@@ -1,0 +1,78 @@
+"""Training: TLC parquet in, an MLflow-tracked, registered model out, servable by MODEL_URI."""
+
+import pytest
+
+from model_service.cli import main
+from model_service.model_loader import load_model
+from model_service.trips import read_training_trips
+from tests.conftest import shared_path
+from tests.factories import make_trips
+
+
+@pytest.fixture
+def trip_files(tmp_path):
+    train, val = tmp_path / "train.parquet", tmp_path / "val.parquet"
+    make_trips(3000, seed=1).to_parquet(train)
+    make_trips(1000, seed=2, start="2021-02-01").to_parquet(val)
+    return str(train), str(val)
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def test_keeps_only_trips_of_one_to_sixty_minutes(tmp_path):
+    trips = make_trips(100)
+    trips.loc[0, "lpep_dropoff_datetime"] = trips.loc[0, "lpep_pickup_datetime"]  # 0 minutes
+    trips.loc[1, "lpep_dropoff_datetime"] = trips.loc[1, "lpep_pickup_datetime"] + __import__("pandas").Timedelta(
+        hours=3
+    )
+    trips.to_parquet(tmp_path / "t.parquet")
+    kept = read_training_trips(str(tmp_path / "t.parquet"))
+    assert kept["duration"].between(1, 60).all()
+    assert 0 not in kept.index and 1 not in kept.index
+
+
+def test_reads_files_with_int32_and_nullable_ids(tmp_path):
+    trips = make_trips(50).astype({"PULocationID": "int32", "DOLocationID": "float64"})
+    trips.loc[3, "DOLocationID"] = None
+    trips.to_parquet(tmp_path / "t.parquet")
+    kept = read_training_trips(str(tmp_path / "t.parquet"))
+    assert str(kept["DOLocationID"].dtype) == "int64"
+    assert 3 not in kept.index
+
+
+def test_train_command_logs_registers_and_prints_the_model_uri(trip_files, tracking, capsys):
+    import mlflow
+
+    assert main(["train", "--train", trip_files[0], "--val", trip_files[1]]) == 0
+    out = capsys.readouterr().out
+    assert "MODEL_URI=models:/ride-duration/1" in out
+
+    run_id = out.split("run_id:")[1].split()[0]
+    run = mlflow.MlflowClient(tracking).get_run(run_id)
+    assert run.data.params["model_type"] == "linear"
+    assert run.data.metrics["rmse"] == pytest.approx(float(out.split("val_rmse:")[1].split()[0]), abs=1e-6)
+    assert load_model("models:/ride-duration/1").version == "1"
+
+
+def test_random_forest_option_trains_a_servable_model(trip_files, tracking, capsys):
+    assert main(["train", "--train", trip_files[0], "--val", trip_files[1], "--model", "random-forest"]) == 0
+    assert "MODEL_URI=models:/ride-duration/1" in capsys.readouterr().out
+
+
+def test_missing_input_file_is_a_clear_error(tmp_path, tracking, capsys):
+    assert main(["train", "--train", str(tmp_path / "nope.parquet"), "--val", str(tmp_path / "nope.parquet")]) == 2
+    assert "nope.parquet" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_course_months_reproduce_the_course_validation_rmse(tracking, capsys):
+    train = shared_path("data/green_tripdata_2021-01.parquet")
+    val = shared_path("data/green_tripdata_2021-02.parquet")
+    assert main(["train", "--train", str(train), "--val", str(val), "--no-register"]) == 0
+    assert "val_rmse:  7.758715" in capsys.readouterr().out
