@@ -43,6 +43,7 @@ class Settings:
     web_workers: int | None = None
     """Gunicorn worker processes; None means one per CPU this process may run on."""
     web_threads: int = 1
+    """Threads per gunicorn worker; see gunicorn.conf.py for why one."""
     batch_input_template: str = "data/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet"
     batch_output_template: str = "output/{taxi_type}/{year:04d}-{month:02d}.parquet"
     batch_chunk_rows: int = 100_000

@@ -71,12 +71,17 @@ def _describe(error: Any) -> dict[str, str]:
     return {"field": field, "reason": reason}
 
 
+def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as ``{"field": "ride.trip_distance", "reason": "... (got -1)"}``."""
+    return [_describe(e) for e in exc.errors()]
+
+
 def validate_ride_event(data: Any) -> RideEvent:
     """Validate decoded JSON as a ride event; raise InvalidRide naming each bad field."""
     try:
         return RideEvent.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRide([_describe(e) for e in exc.errors()]) from None
+        raise InvalidRide(describe_errors(exc)) from None
 
 
 def validate_ride(data: Any) -> Ride:
@@ -84,4 +89,4 @@ def validate_ride(data: Any) -> Ride:
     try:
         return Ride.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRide([_describe(e) for e in exc.errors()]) from None
+        raise InvalidRide(describe_errors(exc)) from None

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from model_service.features import features_for_frame
+from model_service.sample_data import make_trips
 from model_service.trips import add_duration
-from tests.factories import make_trips
+
+PREDICTIONS = "ride_predictions"
+DEAD_LETTERS = "ride_dead_letters"
+DECISIONS = "ride_decisions"
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -68,3 +72,35 @@ def aws(monkeypatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def kinesis(aws):
+    """moto's Kinesis with the output, decision and dead-letter streams the functions write to."""
+    import boto3
+
+    client = boto3.client("kinesis")
+    for stream in (PREDICTIONS, DEAD_LETTERS, DECISIONS):
+        client.create_stream(StreamName=stream, ShardCount=1)
+    return client
+
+
+@pytest.fixture
+def load_function(kinesis, monkeypatch, model_bin):
+    """Import a Lambda module afresh under the given settings, as a new Lambda container would."""
+    import importlib
+
+    def load(module: str, **env: str):
+        settings = {
+            "MODEL_URI": str(model_bin),
+            "PREDICTIONS_STREAM_NAME": PREDICTIONS,
+            "DEAD_LETTER_STREAM_NAME": DEAD_LETTERS,
+            "DECISIONS_STREAM_NAME": DECISIONS,
+            "TEST_RUN": "false",
+            **env,
+        }
+        for name, value in settings.items():
+            monkeypatch.setenv(name, value)
+        return importlib.reload(importlib.import_module(module))
+
+    return load

@@ -6,39 +6,20 @@ import base64
 import json
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 INPUT_STREAM = "ride_events"
 SHARD_ID = "shardId-000000000000"
 FIRST_SEQUENCE_NUMBER = 49630081666084879290581185630324770398608704880802529282
 
 
-def make_trips(n: int, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame:
-    """Green-taxi trips with the TLC's column names and types; duration grows with distance."""
-    rng = np.random.default_rng(seed)
-    pickup = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 28 * 24 * 3600, n), unit="s")
-    distance = rng.gamma(2.0, 1.5, n).round(2)
-    pu = rng.integers(1, 266, n)
-    do = rng.integers(1, 266, n)
-    minutes = 3 + 3.5 * distance + (pu % 7) + rng.normal(0, 2, n)
-    return pd.DataFrame(
-        {
-            "VendorID": np.full(n, 2, dtype="int64"),
-            "lpep_pickup_datetime": pickup.astype("datetime64[us]"),
-            "lpep_dropoff_datetime": (pickup + pd.to_timedelta(minutes * 60, unit="s")).astype("datetime64[us]"),
-            "store_and_fwd_flag": np.full(n, "N", dtype=object),
-            "RatecodeID": np.full(n, 1.0),
-            "PULocationID": pu.astype("int64"),
-            "DOLocationID": do.astype("int64"),
-            "passenger_count": np.full(n, 1.0),
-            "trip_distance": distance,
-            "fare_amount": (2.5 + distance * 2.5).round(2),
-            "ehail_fee": np.full(n, None, dtype=object),
-            "payment_type": np.full(n, 1.0),
-            "trip_type": np.full(n, 1.0),
-        }
-    )
+def rides_from_trips(trips) -> list:
+    """The trips of a TLC frame as validated rides, to compare the frame and ride paths."""
+    from model_service.schema import validate_ride
+
+    columns = (trips.PULocationID.tolist(), trips.DOLocationID.tolist(), trips.trip_distance.tolist())
+    return [
+        validate_ride({"PULocationID": pu, "DOLocationID": do, "trip_distance": dist})
+        for pu, do, dist in zip(*columns, strict=True)
+    ]
 
 
 def ride_payload(ride_id: Any = 256, pu: Any = 130, do: Any = 205, distance: Any = 3.66) -> dict[str, Any]:

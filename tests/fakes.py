@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ class FlakyKinesis:
         self.calls: list[list[bytes]] = []
         self._attempts: Counter[bytes] = Counter()
 
-    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append([entry["Data"] for entry in Records])
         failing = []
         for entry in Records:
@@ -62,3 +63,14 @@ def read_stream(client: Any, stream_name: str) -> list[bytes]:
                 break
             iterator = response.get("NextShardIterator")
     return data
+
+
+def read_events(client: Any, stream_name: str) -> list[dict[str, Any]]:
+    return [json.loads(data) for data in read_stream(client, stream_name)]
+
+
+def without_backoff(function_module: Any) -> None:
+    """Let a loaded Lambda module retry PutRecords without sleeping, to keep tests fast."""
+    publishers = function_module.processor.publishers
+    for publisher in (publishers.output, publishers.dead_letters):
+        publisher._sleep = lambda seconds: None

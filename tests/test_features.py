@@ -1,8 +1,8 @@
 """The one feature definition, the course's: PU_DO and trip_distance."""
 
 from model_service.features import features_for_frame, features_for_rides, ride_features
-from model_service.schema import validate_ride
-from tests.factories import make_trips
+from model_service.sample_data import make_trips
+from tests.factories import rides_from_trips
 
 
 def test_pickup_and_dropoff_join_with_underscore():
@@ -11,10 +11,7 @@ def test_pickup_and_dropoff_join_with_underscore():
 
 def test_rides_and_trip_frames_give_the_same_features():
     trips = make_trips(50, seed=3)
-    rides = [
-        validate_ride({"PULocationID": pu, "DOLocationID": do, "trip_distance": dist})
-        for pu, do, dist in zip(trips.PULocationID.tolist(), trips.DOLocationID.tolist(), trips.trip_distance.tolist())
-    ]
+    rides = rides_from_trips(trips)
     assert features_for_rides(rides) == features_for_frame(trips)
 
 

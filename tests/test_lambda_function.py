@@ -1,21 +1,17 @@
 """The Lambda handler end to end on moto's Kinesis: no record lost, no shard blocked."""
 
 import base64
-import importlib
 import json
+import re
 
-import boto3
 import pytest
 
 from model_service.model_loader import ModelLoadError
-from model_service.service import PredictionService
 from model_service.schema import validate_ride
-from tests.conftest import shared_path
+from model_service.service import PredictionService
+from tests.conftest import DEAD_LETTERS, PREDICTIONS, shared_path
 from tests.factories import FIRST_SEQUENCE_NUMBER, LambdaContext, kinesis_event, raw_kinesis_event, ride_payload
-from tests.fakes import FlakyKinesis, read_stream
-
-PREDICTIONS = "ride_predictions"
-DEAD_LETTERS = "ride_dead_letters"
+from tests.fakes import FlakyKinesis, read_events, without_backoff
 
 BAD_RECORDS = {
     "not base64": "%%% not base64 %%%",
@@ -37,28 +33,8 @@ def encoded(payload) -> str:
 
 
 @pytest.fixture
-def load_handler(aws, monkeypatch, model_bin):
-    """Import lambda_function afresh under the given settings, as a new Lambda container would."""
-    kinesis = boto3.client("kinesis")
-    for stream in (PREDICTIONS, DEAD_LETTERS):
-        kinesis.create_stream(StreamName=stream, ShardCount=1)
-
-    def load(**env):
-        settings = {
-            "MODEL_URI": str(model_bin),
-            "PREDICTIONS_STREAM_NAME": PREDICTIONS,
-            "DEAD_LETTER_STREAM_NAME": DEAD_LETTERS,
-            "TEST_RUN": "false",
-            **env,
-        }
-        for name, value in settings.items():
-            monkeypatch.setenv(name, value)
-        import lambda_function
-
-        return importlib.reload(lambda_function)
-
-    load.kinesis = kinesis
-    return load
+def load_handler(load_function):
+    return lambda **env: load_function("lambda_function", **env)
 
 
 @pytest.fixture
@@ -66,26 +42,12 @@ def handler(load_handler):
     return load_handler()
 
 
-@pytest.fixture
-def kinesis(load_handler):
-    return load_handler.kinesis
-
-
-def no_sleep(handler) -> None:
-    for publisher in (handler.processor.publishers.predictions, handler.processor.publishers.dead_letters):
-        publisher._sleep = lambda seconds: None
-
-
-def stream_events(kinesis, stream) -> list[dict]:
-    return [json.loads(data) for data in read_stream(kinesis, stream)]
-
-
 def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, kinesis, model_bin):
     rides = [ride_payload(ride_id=i, pu=10 + i, do=50, distance=1.5 * i) for i in range(1, 6)]
     response = handler.lambda_handler(kinesis_event(rides), LambdaContext())
 
     assert response == {"batchItemFailures": []}
-    events = sorted(stream_events(kinesis, PREDICTIONS), key=lambda e: e["prediction"]["ride_id"])
+    events = sorted(read_events(kinesis, PREDICTIONS), key=lambda e: e["prediction"]["ride_id"])
     offline = PredictionService.load(str(model_bin)).predict([validate_ride(r["ride"]) for r in rides])
     assert [e["prediction"]["ride_id"] for e in events] == [1, 2, 3, 4, 5]
     assert [e["prediction"]["ride_duration"] for e in events] == pytest.approx(offline)
@@ -93,7 +55,7 @@ def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, ki
 
 def test_prediction_event_keeps_the_course_shape_and_adds_event_id(handler, kinesis):
     handler.lambda_handler(kinesis_event([ride_payload()]), LambdaContext())
-    (event,) = stream_events(kinesis, PREDICTIONS)
+    (event,) = read_events(kinesis, PREDICTIONS)
     assert set(event) == {"model", "version", "prediction", "event_id"}
     assert event["model"] == "ride_duration_prediction_model"
     assert event["version"] == handler.service.version
@@ -103,7 +65,7 @@ def test_prediction_event_keeps_the_course_shape_and_adds_event_id(handler, kine
 
 def test_prediction_is_partitioned_by_ride_id(handler, kinesis):
     flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: False)
-    handler.processor.publishers.predictions.client = flaky
+    handler.processor.publishers.output.client = flaky
     seen = []
     original = flaky.put_records
     flaky.put_records = lambda **kw: seen.extend(e["PartitionKey"] for e in kw["Records"]) or original(**kw)
@@ -117,8 +79,8 @@ def test_bad_record_goes_to_dead_letters_while_the_rest_is_predicted(handler, ki
     response = handler.lambda_handler(event, LambdaContext())
 
     assert response == {"batchItemFailures": []}
-    assert sorted(e["prediction"]["ride_id"] for e in stream_events(kinesis, PREDICTIONS)) == [1, 2]
-    (dead,) = stream_events(kinesis, DEAD_LETTERS)
+    assert sorted(e["prediction"]["ride_id"] for e in read_events(kinesis, PREDICTIONS)) == [1, 2]
+    (dead,) = read_events(kinesis, DEAD_LETTERS)
     assert dead["source"]["sequence_number"] == str(FIRST_SEQUENCE_NUMBER + 1)
     assert dead["raw_data"] == BAD_RECORDS[kind]
     assert dead["reason"]
@@ -127,14 +89,14 @@ def test_bad_record_goes_to_dead_letters_while_the_rest_is_predicted(handler, ki
 def test_every_bad_kind_in_one_batch_is_accounted_for(handler, kinesis):
     event = raw_kinesis_event([*BAD_RECORDS.values(), encoded(ride_payload())])
     handler.lambda_handler(event, LambdaContext())
-    dead = stream_events(kinesis, DEAD_LETTERS)
+    dead = read_events(kinesis, DEAD_LETTERS)
     assert len(dead) == len(BAD_RECORDS)
-    assert len(stream_events(kinesis, PREDICTIONS)) == 1
+    assert len(read_events(kinesis, PREDICTIONS)) == 1
 
 
 def test_dead_letter_says_which_field_and_why(handler, kinesis):
     handler.lambda_handler(raw_kinesis_event([BAD_RECORDS["negative distance"]]), LambdaContext())
-    (dead,) = stream_events(kinesis, DEAD_LETTERS)
+    (dead,) = read_events(kinesis, DEAD_LETTERS)
     assert dead["stage"] == "validate"
     assert dead["errors"][0]["field"] == "ride.trip_distance"
     assert dead["reason"].startswith("ride.trip_distance: Input should be greater than or equal to 0")
@@ -151,7 +113,7 @@ def test_test_run_returns_the_events_and_publishes_nothing(load_handler, kinesis
     assert len(response["dead_letters"]) == 1
     assert response["batchItemFailures"] == []
     assert handler.processor.publishers is None
-    assert stream_events(kinesis, PREDICTIONS) == stream_events(kinesis, DEAD_LETTERS) == []
+    assert read_events(kinesis, PREDICTIONS) == read_events(kinesis, DEAD_LETTERS) == []
 
 
 @pytest.mark.shared_data
@@ -163,26 +125,26 @@ def test_course_event_through_the_course_model_gives_the_course_prediction(load_
 
 
 def test_throttled_entries_are_retried_until_published(handler, kinesis):
-    no_sleep(handler)
-    handler.processor.publishers.predictions.client = FlakyKinesis(kinesis, fail=lambda data, attempt: attempt <= 2)
+    without_backoff(handler)
+    handler.processor.publishers.output.client = FlakyKinesis(kinesis, fail=lambda data, attempt: attempt <= 2)
     response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(4)]), LambdaContext())
     assert response == {"batchItemFailures": []}
-    assert len(stream_events(kinesis, PREDICTIONS)) == 4
+    assert len(read_events(kinesis, PREDICTIONS)) == 4
 
 
 def test_unpublishable_predictions_report_the_lowest_sequence_number(handler, kinesis):
-    no_sleep(handler)
+    without_backoff(handler)
     doomed = {b'"ride_id":3}', b'"ride_id":5}'}
-    handler.processor.publishers.predictions.client = FlakyKinesis(
+    handler.processor.publishers.output.client = FlakyKinesis(
         kinesis, fail=lambda data, attempt: any(d in data for d in doomed)
     )
     response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(7)]), LambdaContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 3)}]}
-    assert sorted(e["prediction"]["ride_id"] for e in stream_events(kinesis, PREDICTIONS)) == [0, 1, 2, 4, 6]
+    assert sorted(e["prediction"]["ride_id"] for e in read_events(kinesis, PREDICTIONS)) == [0, 1, 2, 4, 6]
 
 
 def test_unpublishable_dead_letter_is_reported_so_it_is_not_lost(handler, kinesis):
-    no_sleep(handler)
+    without_backoff(handler)
     handler.processor.publishers.dead_letters.client = FlakyKinesis(kinesis, fail=lambda data, attempt: True)
     event = raw_kinesis_event([encoded(ride_payload()), encoded(ride_payload()), BAD_RECORDS["not JSON"]])
     response = handler.lambda_handler(event, LambdaContext())
@@ -199,7 +161,7 @@ def test_a_failing_model_fails_the_whole_batch(handler, monkeypatch):
 
 
 def test_a_model_that_cannot_load_fails_the_container_start_naming_the_uri(load_handler, tmp_path):
-    with pytest.raises(ModelLoadError, match="missing/model.bin"):
+    with pytest.raises(ModelLoadError, match=re.escape("missing/model.bin")):
         load_handler(MODEL_URI=str(tmp_path / "missing" / "model.bin"))
 
 

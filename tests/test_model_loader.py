@@ -2,6 +2,7 @@
 
 import hashlib
 import pickle
+import re
 
 import boto3
 import pytest
@@ -58,7 +59,7 @@ def test_local_mlflow_model_directory_loads_with_its_run_id(mlflow_model_dir, mo
 
 def test_missing_model_fails_naming_the_uri(tmp_path):
     missing = tmp_path / "nope" / "model.bin"
-    with pytest.raises(ModelLoadError, match="nope/model.bin"):
+    with pytest.raises(ModelLoadError, match=re.escape("nope/model.bin")):
         load_model(str(missing))
 
 

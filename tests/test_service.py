@@ -3,9 +3,9 @@
 import pytest
 
 from model_service.features import features_for_rides
-from model_service.schema import validate_ride
+from model_service.sample_data import make_trips
 from model_service.service import PredictionService
-from tests.factories import make_trips
+from tests.factories import rides_from_trips
 
 
 @pytest.fixture
@@ -14,11 +14,7 @@ def service(model_bin):
 
 
 def rides(n: int):
-    trips = make_trips(n, seed=7)
-    return [
-        validate_ride({"PULocationID": pu, "DOLocationID": do, "trip_distance": d})
-        for pu, do, d in zip(trips.PULocationID.tolist(), trips.DOLocationID.tolist(), trips.trip_distance.tolist())
-    ]
+    return rides_from_trips(make_trips(n, seed=7))
 
 
 def test_batch_prediction_equals_per_ride_predictions(service):

@@ -4,9 +4,9 @@ import pytest
 
 from model_service.cli import main
 from model_service.model_loader import load_model
+from model_service.sample_data import make_trips
 from model_service.trips import read_training_trips
 from tests.conftest import shared_path
-from tests.factories import make_trips
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_keeps_only_trips_of_one_to_sixty_minutes(tmp_path):
     trips.to_parquet(tmp_path / "t.parquet")
     kept = read_training_trips(str(tmp_path / "t.parquet"))
     assert kept["duration"].between(1, 60).all()
-    assert 0 not in kept.index and 1 not in kept.index
+    assert 0 not in kept.index
+    assert 1 not in kept.index
 
 
 def test_reads_files_with_int32_and_nullable_ids(tmp_path):

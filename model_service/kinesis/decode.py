@@ -36,14 +36,17 @@ class SourceRecord:
 
     @classmethod
     def from_kinesis(cls, record: KinesisStreamRecord) -> SourceRecord:
-        payload = record.kinesis
+        # Read the raw dict rather than the data class's properties: this runs for
+        # every record of every batch, and the properties cost several times more.
+        raw = record.raw_event
+        payload = raw["kinesis"]
         return cls(
-            stream_name=record.event_source_arn.rpartition("/")[2],
-            shard_id=record.event_id.partition(":")[0],
-            sequence_number=payload.sequence_number,
-            partition_key=payload.partition_key,
-            data=payload.data,
-            approximate_arrival_timestamp=payload.approximate_arrival_timestamp,
+            stream_name=raw["eventSourceARN"].rpartition("/")[2],
+            shard_id=raw["eventID"].partition(":")[0],
+            sequence_number=payload["sequenceNumber"],
+            partition_key=payload["partitionKey"],
+            data=payload["data"],
+            approximate_arrival_timestamp=payload.get("approximateArrivalTimestamp"),
         )
 
 

@@ -1,70 +1,76 @@
-"""One Kinesis batch of rides: decode and validate each, predict all at once, publish.
+"""One Kinesis batch: decode each record, transform the good ones together, publish.
 
-Every input record ends as a prediction event or a dead-letter event. A record
-whose output could not be put on its stream is reported back to Lambda
+Every input record ends as an output event or a dead-letter event. A record
+whose event could not be put on its stream is reported back to Lambda
 (ReportBatchItemFailures), so the batch is retried from it; nothing else is
-retried, and a record that can never be predicted never blocks its shard.
+retried, and a record that can never be processed never blocks its shard.
+The prediction and decision functions are both this processor, with their own
+decode and transform steps.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from model_service.kinesis.decode import RejectedRecord, SourceRecord, decode_ride_event
-from model_service.kinesis.events import OutboundRecord, dead_letter_event, outbound, prediction_event
-from model_service.kinesis.publish import KinesisPublisher
-from model_service.schema import RideEvent
-from model_service.service import PredictionService
+from model_service.kinesis.decode import RejectedRecord, SourceRecord
+from model_service.kinesis.events import dead_letter_event, outbound
+from model_service.kinesis.publish import KinesisPublisher, Publishers
 
 logger = logging.getLogger(__name__)
+
+Decoded = TypeVar("Decoded")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    event: dict[str, Any]
+    partition_key: str
+    source: SourceRecord
+
+
+Decode = Callable[[str], Decoded]
+"""A record's base64 payload -> its decoded, validated content, or RejectedRecord."""
+Transform = Callable[[list[tuple[SourceRecord, Decoded]]], list[OutputEvent]]
+"""All accepted records of a batch -> their output events, in one go (one model call)."""
 
 
 @dataclass
 class BatchOutcome:
     records_in: int
-    predictions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     unpublished: list[SourceRecord] = field(default_factory=list)
-    """Input records whose prediction or dead letter is not on its stream."""
+    """Input records whose output or dead letter is not on its stream."""
     publish_retries: int = 0
 
     def batch_item_failures(self) -> list[dict[str, str]]:
-        """Lambda checkpoints before the lowest reported sequence number, so that is the one reported."""
+        """Lambda checkpoints before the lowest reported sequence number, so that one is reported."""
         if not self.unpublished:
             return []
         lowest = min(self.unpublished, key=lambda source: int(source.sequence_number))
         return [{"itemIdentifier": lowest.sequence_number}]
 
 
-@dataclass
-class Publishers:
-    predictions: KinesisPublisher
-    dead_letters: KinesisPublisher
+class StreamBatchProcessor(Generic[Decoded]):
+    """Decode -> transform -> publish for one batch; ``publishers=None`` (TEST_RUN) only returns the events."""
 
-
-class RideStreamProcessor:
-    """Decode -> validate -> predict -> publish for one batch of Kinesis records.
-
-    With ``publishers=None`` (TEST_RUN) nothing is published and the events are
-    only returned.
-    """
-
-    def __init__(self, service: PredictionService, publishers: Publishers | None) -> None:
-        self.service = service
+    def __init__(self, decode: Decode, transform: Transform, publishers: Publishers | None) -> None:
+        self.decode = decode
+        self.transform = transform
         self.publishers = publishers
 
     def process(self, records: Iterable[KinesisStreamRecord]) -> BatchOutcome:
-        accepted: list[tuple[SourceRecord, RideEvent]] = []
+        accepted: list[tuple[SourceRecord, Decoded]] = []
         rejected: list[tuple[SourceRecord, RejectedRecord]] = []
         for record in records:
             source = SourceRecord.from_kinesis(record)
             try:
-                accepted.append((source, decode_ride_event(source.data)))
+                accepted.append((source, self.decode(source.data)))
             except RejectedRecord as rejection:
                 logger.warning(
                     "rejected record %s: %s",
@@ -76,42 +82,31 @@ class RideStreamProcessor:
 
         # An error here is not the records' fault: it propagates and fails the
         # batch, so that Lambda retries (or bisects) it instead of losing it.
-        durations = self.service.predict([event.ride for _, event in accepted])
+        outputs = self.transform(accepted)
+        dead_letters = [(dead_letter_event(source, rejection), source) for source, rejection in rejected]
 
-        version = self.service.version
         outcome = BatchOutcome(
             records_in=len(accepted) + len(rejected),
-            predictions=[
-                prediction_event(source, event.ride_id, duration, version)
-                for (source, event), duration in zip(accepted, durations, strict=True)
-            ],
-            dead_letters=[dead_letter_event(source, rejection) for source, rejection in rejected],
+            events=[output.event for output in outputs],
+            dead_letters=[event for event, _ in dead_letters],
         )
         if self.publishers is not None:
-            self._publish(outcome, accepted, rejected)
+            self._publish(
+                outcome,
+                self.publishers.output,
+                [outbound(o.event, o.partition_key, o.source) for o in outputs],
+            )
+            self._publish(
+                outcome,
+                self.publishers.dead_letters,
+                [outbound(event, src.partition_key or src.sequence_number, src) for event, src in dead_letters],
+            )
         return outcome
 
-    def _publish(
-        self,
-        outcome: BatchOutcome,
-        accepted: list[tuple[SourceRecord, RideEvent]],
-        rejected: list[tuple[SourceRecord, RejectedRecord]],
-    ) -> None:
-        assert self.publishers is not None
-        predictions: list[OutboundRecord] = [
-            outbound(event, str(ride_event.ride_id), source)
-            for event, (source, ride_event) in zip(outcome.predictions, accepted, strict=True)
-        ]
-        dead_letters: list[OutboundRecord] = [
-            outbound(event, source.partition_key or source.sequence_number, source)
-            for event, (source, _) in zip(outcome.dead_letters, rejected, strict=True)
-        ]
-        for publisher, records in (
-            (self.publishers.predictions, predictions),
-            (self.publishers.dead_letters, dead_letters),
-        ):
-            if not records:
-                continue
-            result = publisher.publish(records)
-            outcome.publish_retries += result.retried
-            outcome.unpublished.extend(record.source for record in result.failed)
+    @staticmethod
+    def _publish(outcome: BatchOutcome, publisher: KinesisPublisher, records: list) -> None:
+        if not records:
+            return
+        result = publisher.publish(records)
+        outcome.publish_retries += result.retried
+        outcome.unpublished.extend(record.source for record in result.failed)

@@ -36,6 +36,22 @@ def kinesis_client() -> Any:
     return boto3.client("kinesis", config=config)
 
 
+@dataclass
+class Publishers:
+    """Where a function's output events and its dead letters go."""
+
+    output: KinesisPublisher
+    dead_letters: KinesisPublisher
+
+    @classmethod
+    def for_streams(cls, output_stream: str, dead_letter_stream: str, max_attempts: int) -> Publishers:
+        client = kinesis_client()
+        return cls(
+            output=KinesisPublisher(client, output_stream, max_attempts=max_attempts),
+            dead_letters=KinesisPublisher(client, dead_letter_stream, max_attempts=max_attempts),
+        )
+
+
 def record_size(record: OutboundRecord) -> int:
     return len(record.data) + len(record.partition_key.encode())
 

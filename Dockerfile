@@ -1,0 +1,31 @@
+# Lambda container image shared by both stream consumers:
+#   prediction: lambda_function.lambda_handler   (default CMD)
+#   decision:   decision_function.lambda_handler (ImageConfig.Command in template.yaml)
+#
+# AWS Lambda base image for Python 3.11, pinned to a dated tag so rebuilds are
+# reproducible; bump it deliberately to pick up runtime patches.
+FROM public.ecr.aws/lambda/python:3.11.2026.02.28.00
+
+# Same pipenv as tools/requirements.txt.
+ARG PIPENV_VERSION=2026.10.3
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIPENV_NOSPIN=1
+
+WORKDIR ${LAMBDA_TASK_ROOT}
+
+# Dependencies first, so this layer stays cached while only the code changes.
+# --deploy fails the build if Pipfile.lock is out of date with Pipfile;
+# --system installs into the image's Python (no virtualenv), where the Lambda
+# runtime looks. Only [packages] are installed, not [dev-packages].
+COPY Pipfile Pipfile.lock ./
+RUN pip install --no-cache-dir "pipenv==${PIPENV_VERSION}" \
+    && pipenv install --system --deploy \
+    && pip uninstall --yes pipenv \
+    && rm -rf /root/.cache
+
+COPY model_service/ ./model_service/
+COPY lambda_function.py decision_function.py ./
+
+CMD ["lambda_function.lambda_handler"]

@@ -1,0 +1,66 @@
+# The project's commands. A fresh machine needs only Python 3.11 (3.13 too for the
+# local AWS stack), Node and the package registries: every target installs what it uses.
+#
+#   make demo   set up, then run the local end-to-end demo
+#   make test   set up, then run every check CI runs
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_YES := 1
+export PIPENV_NOSPIN := 1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+export PIPENV_VERBOSITY := -1
+
+VENV_BIN := .venv/bin
+TOOLS_STAMP := .tools/.installed
+VENV_STAMP := .venv/.installed
+
+.PHONY: help setup lint infra-lint unit test train demo demo-offline bench bench-lambda clean
+
+help:
+	@echo "make demo    - set up and run the local end-to-end demo"
+	@echo "make test    - set up and run lint, infra lint and every test"
+	@echo "make train   - train the model on TLC data into the local MLflow store"
+	@echo "make bench   - print the benchmarks"
+
+$(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt -c tools/constraints.txt
+	touch $@
+
+$(VENV_STAMP): Pipfile.lock $(TOOLS_STAMP)
+	.tools/bin/pipenv sync --dev --python $(PYTHON)
+	touch $@
+
+setup: $(VENV_STAMP)
+
+lint: setup
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+infra-lint: $(TOOLS_STAMP)
+	bash tools/lint-infra.sh
+
+unit: setup
+	$(VENV_BIN)/python -m pytest tests
+
+test: lint infra-lint unit
+
+train: setup
+	$(VENV_BIN)/python scripts/demo.py train
+
+demo: demo-offline
+
+demo-offline: setup
+	$(VENV_BIN)/python scripts/demo.py offline
+
+bench-lambda: setup
+	$(VENV_BIN)/python bench/lambda_bench.py
+
+bench: bench-lambda
+
+clean:
+	rm -rf .venv .tools .localstack mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,43 @@
+"""AWS Lambda entry point of the decision step: prediction events in, decision events out.
+
+A second, independent consumer of the predictions stream; the prediction
+function knows nothing of it. It loads no model, so its cold start is small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from model_service.config import Settings
+from model_service.kinesis.decisions import decision_processor
+from model_service.kinesis.publish import Publishers
+from model_service.kinesis.telemetry import report_batch
+
+settings = Settings.from_env()
+logger = Logger(service=f"{settings.service_name}-decision")
+copy_config_to_registered_loggers(source_logger=logger, include={"model_service"})
+metrics = Metrics(namespace=settings.metrics_namespace, service=f"{settings.service_name}-decision")
+
+processor = decision_processor(
+    settings.long_ride_threshold_minutes,
+    None
+    if settings.test_run
+    else Publishers.for_streams(
+        settings.decisions_stream_name, settings.dead_letter_stream_name, settings.publish_max_attempts
+    ),
+)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcome = processor.process(KinesisStreamEvent(event).records)
+    report_batch(outcome, output_metric="Decisions", logger=logger, metrics=metrics)
+    if settings.test_run:
+        return {"decisions": outcome.events, "dead_letters": outcome.dead_letters, "batchItemFailures": []}
+    return {"batchItemFailures": outcome.batch_item_failures()}

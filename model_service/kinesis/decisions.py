@@ -1,0 +1,79 @@
+"""The decision step's steps: prediction events in, one decision event per ride out.
+
+An independent consumer of the predictions stream (the course's "moderation
+decision"): it flags rides predicted to run longer than a threshold. Its
+output is idempotent on event_id: the same prediction event, however often
+it is delivered, yields the same decision event with the same event_id, so a
+consumer keeps the first and drops the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model_service.kinesis.decode import RejectedRecord, SourceRecord, decode_json
+from model_service.kinesis.processor import OutputEvent, StreamBatchProcessor
+from model_service.kinesis.publish import Publishers
+from model_service.schema import RideId, describe_errors
+
+LONG_RIDE = "long_ride"
+NORMAL = "normal"
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ride_duration: Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    ride_id: RideId
+
+
+class PredictionEvent(BaseModel):
+    """What the prediction function publishes (extra fields from newer producers are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+
+    model: str
+    version: str
+    prediction: Prediction
+    event_id: str | None = None
+
+
+def decode_prediction_event(data_b64: str) -> PredictionEvent:
+    document = decode_json(data_b64)
+    try:
+        return PredictionEvent.model_validate(document)
+    except ValidationError as exc:
+        errors = describe_errors(exc)
+        raise RejectedRecord("validate", "; ".join(f"{e['field']}: {e['reason']}" for e in errors), errors) from None
+
+
+class DecideLongRides:
+    def __init__(self, threshold_minutes: float) -> None:
+        self.threshold_minutes = threshold_minutes
+
+    def __call__(self, accepted: list[tuple[SourceRecord, PredictionEvent]]) -> list[OutputEvent]:
+        return [
+            OutputEvent(self.decision_event(source, event), str(event.prediction.ride_id), source)
+            for source, event in accepted
+        ]
+
+    def decision_event(self, source: SourceRecord, event: PredictionEvent) -> dict:
+        prediction_id = event.event_id or source.event_id
+        duration = event.prediction.ride_duration
+        return {
+            "event_id": f"{prediction_id}/decision",
+            "prediction_event_id": prediction_id,
+            "ride_id": event.prediction.ride_id,
+            "decision": LONG_RIDE if duration > self.threshold_minutes else NORMAL,
+            "predicted_duration": duration,
+            "threshold_minutes": self.threshold_minutes,
+            "model": {"name": event.model, "version": event.version},
+        }
+
+
+def decision_processor(
+    threshold_minutes: float, publishers: Publishers | None
+) -> StreamBatchProcessor[PredictionEvent]:
+    return StreamBatchProcessor(decode_prediction_event, DecideLongRides(threshold_minutes), publishers)

@@ -1,0 +1,110 @@
+"""The decision step: prediction events in, one decision per ride out, same reliability rules."""
+
+import base64
+import json
+
+import pytest
+
+from tests.conftest import DEAD_LETTERS, DECISIONS, PREDICTIONS
+from tests.factories import FIRST_SEQUENCE_NUMBER, LambdaContext, kinesis_event, raw_kinesis_event, ride_payload
+from tests.fakes import FlakyKinesis, read_events, read_stream, without_backoff
+
+
+def prediction(ride_id=256, duration=21.3, event_id="ride_events:shardId-000000000000:1"):
+    return {
+        "model": "ride_duration_prediction_model",
+        "version": "1",
+        "prediction": {"ride_duration": duration, "ride_id": ride_id},
+        "event_id": event_id,
+    }
+
+
+@pytest.fixture
+def decide(load_function):
+    return load_function("decision_function", LONG_RIDE_THRESHOLD_MINUTES="30")
+
+
+def test_ride_over_the_threshold_is_flagged_long(decide, kinesis):
+    decide.lambda_handler(kinesis_event([prediction(duration=45.0)]), LambdaContext())
+    (decision,) = read_events(kinesis, DECISIONS)
+    assert (decision["decision"], decision["ride_id"], decision["threshold_minutes"]) == ("long_ride", 256, 30.0)
+
+
+def test_ride_at_or_under_the_threshold_passes_as_normal(decide, kinesis):
+    decide.lambda_handler(kinesis_event([prediction(duration=30.0), prediction(duration=5)]), LambdaContext())
+    assert [d["decision"] for d in read_events(kinesis, DECISIONS)] == ["normal", "normal"]
+
+
+def test_decision_carries_the_prediction_and_model(decide, kinesis):
+    decide.lambda_handler(kinesis_event([prediction(ride_id="r-9", duration=12.5)]), LambdaContext())
+    (decision,) = read_events(kinesis, DECISIONS)
+    assert decision["predicted_duration"] == 12.5
+    assert decision["model"] == {"name": "ride_duration_prediction_model", "version": "1"}
+    assert decision["prediction_event_id"] == "ride_events:shardId-000000000000:1"
+
+
+def test_repeated_prediction_event_gives_the_same_decision_event_id(decide, kinesis):
+    """Idempotent on event_id: a redelivered prediction is recognisable downstream."""
+    decide.lambda_handler(kinesis_event([prediction(), prediction()]), LambdaContext())
+    first, again = read_events(kinesis, DECISIONS)
+    assert first == again
+    assert first["event_id"] == "ride_events:shardId-000000000000:1/decision"
+
+
+def test_prediction_without_event_id_is_identified_by_its_stream_position(decide, kinesis):
+    event = prediction()
+    del event["event_id"]
+    decide.lambda_handler(kinesis_event([event]), LambdaContext())
+    (decision,) = read_events(kinesis, DECISIONS)
+    assert decision["event_id"] == f"ride_events:shardId-000000000000:{FIRST_SEQUENCE_NUMBER}/decision"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"not json",
+        json.dumps({"model": "m", "version": "1"}).encode(),
+        json.dumps(prediction(duration="long")).encode(),
+        b'{"model": "m", "version": "1", "prediction": {"ride_duration": NaN, "ride_id": 1}}',
+    ],
+)
+def test_bad_prediction_event_goes_to_dead_letters_and_the_rest_is_decided(decide, kinesis, bad):
+    good = base64.b64encode(json.dumps(prediction()).encode()).decode()
+    response = decide.lambda_handler(raw_kinesis_event([good, base64.b64encode(bad).decode()]), LambdaContext())
+    assert response == {"batchItemFailures": []}
+    assert len(read_events(kinesis, DECISIONS)) == 1
+    (dead,) = read_events(kinesis, DEAD_LETTERS)
+    assert dead["source"]["sequence_number"] == str(FIRST_SEQUENCE_NUMBER + 1)
+    assert dead["reason"]
+
+
+def test_unpublishable_decision_reports_its_sequence_number(decide, kinesis):
+    without_backoff(decide)
+    decide.processor.publishers.output.client = FlakyKinesis(kinesis, fail=lambda data, attempt: b'"ride_id":2' in data)
+    events = [prediction(ride_id=i, event_id=f"e{i}") for i in range(4)]
+    response = decide.lambda_handler(kinesis_event(events), LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
+
+
+def test_test_run_returns_decisions_and_publishes_nothing(load_function, kinesis):
+    decide = load_function("decision_function", TEST_RUN="true")
+    response = decide.lambda_handler(kinesis_event([prediction(duration=99)]), LambdaContext())
+    assert [d["decision"] for d in response["decisions"]] == ["long_ride"]
+    assert read_stream(kinesis, DECISIONS) == []
+
+
+def test_predictions_flow_into_decisions_without_the_producer_knowing(load_function, kinesis):
+    predict = load_function("lambda_function")
+    rides = [ride_payload(ride_id=i, distance=d) for i, d in enumerate([0.5, 3.0, 120.0])]
+    predict.lambda_handler(kinesis_event(rides), LambdaContext())
+
+    predictions = read_events(kinesis, PREDICTIONS)
+    decide = load_function("decision_function", LONG_RIDE_THRESHOLD_MINUTES="60")
+    decide.lambda_handler(kinesis_event(predictions), LambdaContext())
+
+    decisions = {d["ride_id"]: d for d in read_events(kinesis, DECISIONS)}
+    assert set(decisions) == {0, 1, 2}
+    for p in predictions:
+        decision = decisions[p["prediction"]["ride_id"]]
+        assert decision["prediction_event_id"] == p["event_id"]
+        assert decision["decision"] == ("long_ride" if p["prediction"]["ride_duration"] > 60 else "normal")
