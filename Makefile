@@ -18,7 +18,7 @@ VENV_BIN := .venv/bin
 TOOLS_STAMP := .tools/.installed
 VENV_STAMP := .venv/.installed
 
-.PHONY: help setup lint infra-lint unit test train demo demo-offline bench bench-lambda clean
+.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-lambda clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo"
@@ -37,6 +37,10 @@ $(VENV_STAMP): Pipfile.lock $(TOOLS_STAMP)
 
 setup: $(VENV_STAMP)
 
+# LocalStack in its own Python 3.13 virtualenv, with the Docker-free Lambda executor.
+localstack-setup:
+	bash integration-test/localstack/install.sh
+
 lint: setup
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
@@ -47,7 +51,12 @@ infra-lint: $(TOOLS_STAMP)
 unit: setup
 	$(VENV_BIN)/python -m pytest tests
 
-test: lint infra-lint unit
+integration: setup localstack-setup
+	$(VENV_BIN)/python -m pytest integration-test
+
+# One pytest run for unit and integration tests, so CI reads one closing summary.
+test: lint infra-lint localstack-setup
+	$(VENV_BIN)/python -m pytest tests integration-test
 
 train: setup
 	$(VENV_BIN)/python scripts/demo.py train
@@ -58,7 +67,7 @@ demo-offline: setup
 	$(VENV_BIN)/python scripts/demo.py offline
 
 bench-lambda: setup
-	$(VENV_BIN)/python bench/lambda_bench.py
+	$(VENV_BIN)/python -m bench.lambda_bench
 
 bench: bench-lambda
 

@@ -19,9 +19,10 @@ from model_service.kinesis.publish import Publishers
 from model_service.kinesis.telemetry import report_batch
 
 settings = Settings.from_env()
-logger = Logger(service=f"{settings.service_name}-decision")
+service_name = settings.service_name or "ride-duration-decision"
+logger = Logger(service=service_name)
 copy_config_to_registered_loggers(source_logger=logger, include={"model_service"})
-metrics = Metrics(namespace=settings.metrics_namespace, service=f"{settings.service_name}-decision")
+metrics = Metrics(namespace=settings.metrics_namespace, service=service_name)
 
 processor = decision_processor(
     settings.long_ride_threshold_minutes,

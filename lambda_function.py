@@ -22,9 +22,10 @@ from model_service.kinesis.telemetry import report_batch
 from model_service.service import PredictionService
 
 settings = Settings.from_env()
-logger = Logger(service=settings.service_name)
+service_name = settings.service_name or "ride-duration-prediction"
+logger = Logger(service=service_name)
 copy_config_to_registered_loggers(source_logger=logger, include={"model_service"})
-metrics = Metrics(namespace=settings.metrics_namespace, service=settings.service_name)
+metrics = Metrics(namespace=settings.metrics_namespace, service=service_name)
 
 service = PredictionService.load(settings.model_uri, settings.model_version)
 logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_version": service.version})

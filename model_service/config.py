@@ -36,10 +36,11 @@ class Settings:
     test_run: bool = False
     publish_max_attempts: int = 5
     tracking_uri: str = DEFAULT_TRACKING_URI
-    service_name: str = "ride-duration-prediction"
+    service_name: str | None = None
+    """POWERTOOLS_SERVICE_NAME; each function has its own default."""
     metrics_namespace: str = "RideDuration"
     web_max_body_bytes: int = MIB
-    """Larger request bodies get 413; 1 MiB holds about 10,000 rides in one list."""
+    """Larger request bodies get 413; 1 MiB holds about 15,000 rides in one list."""
     web_workers: int | None = None
     """Gunicorn worker processes; None means one per CPU this process may run on."""
     web_threads: int = 1
@@ -70,7 +71,7 @@ class Settings:
             test_run=_flag(env.get("TEST_RUN")),
             publish_max_attempts=int(get("PUBLISH_MAX_ATTEMPTS", str(defaults.publish_max_attempts))),
             tracking_uri=get("MLFLOW_TRACKING_URI", defaults.tracking_uri),
-            service_name=get("POWERTOOLS_SERVICE_NAME", defaults.service_name),
+            service_name=env.get("POWERTOOLS_SERVICE_NAME") or None,
             metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", defaults.metrics_namespace),
             web_max_body_bytes=int(get("WEB_MAX_BODY_BYTES", str(defaults.web_max_body_bytes))),
             web_workers=int(env["WEB_CONCURRENCY"]) if env.get("WEB_CONCURRENCY") else None,

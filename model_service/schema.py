@@ -52,12 +52,16 @@ class RideEvent(BaseModel):
     ride_id: RideId
 
 
+def format_errors(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
+
+
 class InvalidRide(ValueError):
     """A ride that breaks the schema, with one ``field: reason`` line per problem."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+        super().__init__(format_errors(errors))
 
 
 def _describe(error: Any) -> dict[str, str]:

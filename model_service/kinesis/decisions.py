@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from model_service.kinesis.decode import RejectedRecord, SourceRecord, decode_json
+from model_service.kinesis.decode import SourceRecord, decode_as
 from model_service.kinesis.processor import OutputEvent, StreamBatchProcessor
 from model_service.kinesis.publish import Publishers
-from model_service.schema import RideId, describe_errors
+from model_service.schema import RideId
 
 LONG_RIDE = "long_ride"
 NORMAL = "normal"
@@ -41,12 +41,7 @@ class PredictionEvent(BaseModel):
 
 
 def decode_prediction_event(data_b64: str) -> PredictionEvent:
-    document = decode_json(data_b64)
-    try:
-        return PredictionEvent.model_validate(document)
-    except ValidationError as exc:
-        errors = describe_errors(exc)
-        raise RejectedRecord("validate", "; ".join(f"{e['field']}: {e['reason']}" for e in errors), errors) from None
+    return decode_as(PredictionEvent, data_b64)
 
 
 class DecideLongRides:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from pydantic import BaseModel, ValidationError
 
-from model_service.schema import InvalidRide, RideEvent, validate_ride_event
+from model_service.schema import RideEvent, describe_errors, format_errors
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,26 +62,35 @@ class RejectedRecord(ValueError):
         super().__init__(f"{stage}: {reason}")
 
 
-def decode_json(data_b64: str) -> Any:
-    """base64 -> UTF-8 -> JSON, each failure named."""
+def decode_text(data_b64: str) -> str:
+    """base64 -> UTF-8 text, each failure named."""
     try:
         raw = base64.b64decode(data_b64, validate=True)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise RejectedRecord("decode", f"data is not valid base64 ({exc})") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RejectedRecord("decode", f"data is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def decode_as(schema: type[Model], data_b64: str) -> Model:
+    """A record's payload parsed and validated as ``schema``, or RejectedRecord saying which field and why.
+
+    pydantic parses the JSON and validates it in one pass, which costs about
+    half of ``json.loads`` followed by validation: this runs for every record.
+    """
+    text = decode_text(data_b64)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RejectedRecord("decode", f"data is not valid JSON ({exc})") from None
+        return schema.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            detail = first["msg"].removeprefix("Invalid JSON: ")
+            raise RejectedRecord("decode", f"data is not valid JSON ({detail})") from None
+        errors = describe_errors(exc)
+        raise RejectedRecord("validate", format_errors(errors), errors) from None
 
 
 def decode_ride_event(data_b64: str) -> RideEvent:
-    """A record's payload as a validated ride event, or RejectedRecord saying which field and why."""
-    document = decode_json(data_b64)
-    try:
-        return validate_ride_event(document)
-    except InvalidRide as exc:
-        raise RejectedRecord("validate", str(exc), exc.errors) from None
+    return decode_as(RideEvent, data_b64)
