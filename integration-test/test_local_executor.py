@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import socket
 import sys
 import textwrap
 import time
@@ -22,25 +21,10 @@ from pathlib import Path
 import boto3
 import localstack_stack
 import pytest
+from local_aws import free_port, wait_until
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``condition`` until it returns something truthy; fail with ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,70 @@
+"""One local AWS stack for the session: LocalStack, a model trained by the project in S3, template.yaml deployed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import local_aws
+import pytest
+
+STACK_NAME = "ride-duration-it"
+
+
+@pytest.fixture(scope="session")
+def phase(request: pytest.FixtureRequest):
+    """``with phase("deploy"):`` prints how long a phase of the session took, past pytest's capture."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    @contextmanager
+    def timed(what: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        with capture.global_and_fixture_disabled():
+            print(f"\n[integration] {what}: {time.monotonic() - started:.1f} s", flush=True)
+
+    return timed
+
+
+@pytest.fixture(scope="session")
+def localstack(phase) -> Iterator:
+    log_path = local_aws.localstack_stack.LOCALSTACK_HOME / "integration-test.log"
+    with ExitStack() as cleanup:
+        with phase("LocalStack start"):
+            running = cleanup.enter_context(local_aws.running_localstack(local_aws.free_port(), log_path))
+        yield running
+
+
+@pytest.fixture(scope="session")
+def clients(localstack) -> local_aws.Clients:
+    return local_aws.Clients(localstack.endpoint)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, phase) -> Path:
+    """A model trained by the project's own training command path, exported as its MLflow directory."""
+    import mlflow
+
+    from model_service.sample_data import make_trips
+    from model_service.training import train
+
+    root = tmp_path_factory.mktemp("training")
+    with phase("train model"), pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        make_trips(5000, seed=1).to_parquet(root / "train.parquet")
+        make_trips(2000, seed=2, start="2021-02-01").to_parquet(root / "val.parquet")
+        tracking = f"sqlite:///{root / 'mlflow.db'}"
+        result = train(str(root / "train.parquet"), str(root / "val.parquet"), tracking_uri=tracking)
+        mlflow.set_tracking_uri(tracking)
+        return Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(root / "export")))
+
+
+@pytest.fixture(scope="session")
+def stack(clients, model_dir, phase) -> local_aws.DeployedStack:
+    with phase("upload model + deploy template.yaml"):
+        local_aws.upload_model(clients, model_dir)
+        # Retry a failing batch until its records expire rather than three times:
+        # the broken-model test keeps the function failing for a while.
+        return local_aws.deploy(clients, STACK_NAME, {"MaximumRetryAttempts": "-1"})

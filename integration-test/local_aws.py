@@ -1,0 +1,151 @@
+"""The local AWS stack as tests and the demo use it: LocalStack up, model in S3, template deployed.
+
+Standard library + boto3, importable from the project's environment. The same
+``template.yaml`` as production is deployed with CloudFormation (LocalStack
+runs the SAM transform); only parameters are overridden.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import localstack_stack
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = PROJECT_ROOT / "template.yaml"
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": REGION}
+IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/ride-duration:local"
+"""Never pulled: the local-process executor runs the image's handler from the project tree."""
+MODEL_BUCKET = "ride-duration-models"
+MODEL_PREFIX = "ride-duration"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if result := condition():
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@contextmanager
+def running_localstack(port: int = 4566, log_path: Path | None = None) -> Iterator[localstack_stack.LocalStack]:
+    """LocalStack whose Lambda functions run on this interpreter from the project tree."""
+    env = {"LOCAL_LAMBDA_PYTHON": sys.executable, "LOCAL_LAMBDA_IMAGE_CODE_ROOT": str(PROJECT_ROOT)}
+    with localstack_stack.start(env, port=port, log_path=log_path) as stack:
+        yield stack
+
+
+class Clients:
+    """boto3 clients of one endpoint, each made once."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+
+    @functools.cache  # noqa: B019 - one cache per Clients, which lives as long as its stack
+    def __call__(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, **CREDENTIALS)
+
+
+def upload_model(clients: Clients, model_dir: Path, bucket: str = MODEL_BUCKET, prefix: str = MODEL_PREFIX) -> str:
+    """Copy an MLflow model directory to ``s3://bucket/prefix/model`` and return that MODEL_URI."""
+    s3 = clients("s3")
+    s3.create_bucket(Bucket=bucket)
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            s3.upload_file(str(path), bucket, f"{prefix}/model/{path.relative_to(model_dir)}")
+    return f"s3://{bucket}/{prefix}/model"
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    name: str
+    outputs: dict[str, str]
+
+    @property
+    def input_stream(self) -> str:
+        return self.outputs["InputStreamName"]
+
+    @property
+    def predictions_stream(self) -> str:
+        return self.outputs["PredictionsStreamName"]
+
+    @property
+    def decisions_stream(self) -> str:
+        return self.outputs["DecisionsStreamName"]
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return self.outputs["DeadLetterStreamName"]
+
+    @property
+    def prediction_function(self) -> str:
+        return self.outputs["PredictionFunctionName"]
+
+    @property
+    def decision_function(self) -> str:
+        return self.outputs["DecisionFunctionName"]
+
+
+def deploy(
+    clients: Clients, stack_name: str, parameters: dict[str, str] | None = None, timeout: float = 180
+) -> DeployedStack:
+    """Create the stack from template.yaml and wait for it; fail with the events that explain why."""
+    cfn = clients("cloudformation")
+    overrides = {"ImageUri": IMAGE_URI, "ModelBucket": MODEL_BUCKET, "ModelPrefix": MODEL_PREFIX, **(parameters or {})}
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+
+    def settled() -> dict | None:
+        stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+        return None if stack["StackStatus"].endswith("IN_PROGRESS") else stack
+
+    stack = wait_until(settled, timeout, f"stack {stack_name} to deploy", interval=0.5)
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        failures = [
+            f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+            for e in cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
+            if e["ResourceStatus"].endswith("FAILED")
+        ]
+        raise RuntimeError(f"stack {stack_name} is {stack['StackStatus']}: {failures}")
+    deployed = DeployedStack(stack_name, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
+    wait_for_event_sources(clients, deployed)
+    return deployed
+
+
+def wait_for_event_sources(clients: Clients, stack: DeployedStack, timeout: float = 60) -> None:
+    """The stream subscriptions start asynchronously; records put before they poll still count (TRIM_HORIZON)."""
+    lam = clients("lambda")
+
+    def enabled() -> bool:
+        mappings = [
+            m
+            for function in (stack.prediction_function, stack.decision_function)
+            for m in lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+        ]
+        return len(mappings) == 2 and all(m["State"] == "Enabled" for m in mappings)
+
+    wait_until(enabled, timeout, "the event source mappings to be enabled", interval=0.5)

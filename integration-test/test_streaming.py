@@ -1,0 +1,233 @@
+"""The deployed template on LocalStack: rides in, predictions and decisions out, nothing lost.
+
+Every test runs on the real event source mappings of the one stack the session
+deploys, so each tags its rides with its own ride_id prefix and reads the
+shared streams for those alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from local_aws import MODEL_BUCKET, upload_model, wait_until
+
+from model_service.kinesis.tail import StreamTail
+from model_service.schema import validate_ride
+from model_service.service import PredictionService
+
+DELIVERY_TIMEOUT = 90
+
+
+def ride(ride_id: str, pu: int = 130, do: int = 205, distance: float = 3.66) -> dict:
+    return {"ride": {"PULocationID": pu, "DOLocationID": do, "trip_distance": distance}, "ride_id": ride_id}
+
+
+def put(clients, stream: str, payloads: list[bytes]) -> int:
+    """Put records the way a producer should: PutRecords, re-sending only the entries that failed.
+
+    Returns how many entries had to be sent again.
+    """
+    pending, resent = payloads, 0
+    for _ in range(30):
+        response = clients("kinesis").put_records(
+            StreamName=stream, Records=[{"Data": p, "PartitionKey": "rides"} for p in pending]
+        )
+        pending = [p for p, entry in zip(pending, response["Records"], strict=True) if entry.get("ErrorCode")]
+        if not pending:
+            return resent
+        resent += len(pending)
+    pytest.fail(f"{len(pending)} records could not be put on {stream}")
+
+
+def function_log_records(clients, function_name: str) -> list[dict]:
+    """The function's JSON log lines in CloudWatch Logs."""
+    logs = clients("logs")
+    group = f"/aws/lambda/{function_name}"
+    records = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+        for event in page["events"]:
+            try:
+                records.append(json.loads(event["message"]))
+            except ValueError:
+                continue
+    return records
+
+
+def collect(tail: StreamTail, wanted: Callable[[dict], bool], count: int, what: str) -> list[dict]:
+    """Events from ``tail`` that ``wanted`` picks, once there are at least ``count`` of them."""
+    found: list[dict] = []
+
+    def enough() -> bool:
+        found.extend(e for e in tail.events() if wanted(e))
+        return len(found) >= count
+
+    wait_until(enough, DELIVERY_TIMEOUT, f"{count} {what}", interval=0.5)
+    return found
+
+
+@pytest.fixture
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def tails(clients, stack) -> dict[str, StreamTail]:
+    """Readers of the output streams, positioned at their end before the test puts anything."""
+    kinesis = clients("kinesis")
+    return {
+        name: StreamTail(kinesis, stream, position="LATEST")
+        for name, stream in (
+            ("predictions", stack.predictions_stream),
+            ("decisions", stack.decisions_stream),
+            ("dead_letters", stack.dead_letter_stream),
+        )
+    }
+
+
+@pytest.fixture
+def offline(model_dir) -> PredictionService:
+    return PredictionService.load(str(model_dir))
+
+
+def prediction_for(tag: str) -> Callable[[dict], bool]:
+    return lambda e: str(e.get("prediction", {}).get("ride_id", "")).startswith(tag)
+
+
+def test_each_ride_becomes_one_prediction_with_the_offline_value_and_version(clients, stack, tails, tag, offline):
+    for tail in tails.values():
+        tail.poll()
+    rides = [ride(f"{tag}-{i}", pu=10 + i, do=50 + i, distance=0.5 + i) for i in range(20)]
+    put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides])
+
+    events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions")
+    by_ride = {e["prediction"]["ride_id"]: e for e in events}
+    assert set(by_ride) == {r["ride_id"] for r in rides}
+    expected = offline.predict([validate_ride(r["ride"]) for r in rides])
+    assert [by_ride[r["ride_id"]]["prediction"]["ride_duration"] for r in rides] == pytest.approx(expected)
+    assert {e["version"] for e in events} == {offline.version}
+    assert {e["model"] for e in events} == {"ride_duration_prediction_model"}
+
+
+POISON = {
+    "not JSON": b"{'ride': 130}",
+    "not UTF-8": b"\xff\xfe\xfd",
+    "JSON array": b"[130, 205, 3.66]",
+    "missing ride_id": json.dumps({"ride": ride("x")["ride"]}).encode(),
+    "string location": json.dumps(ride("x", pu="130")).encode(),
+    "negative distance": json.dumps(ride("x", distance=-1)).encode(),
+    "NaN distance": b'{"ride": {"PULocationID": 1, "DOLocationID": 2, "trip_distance": NaN}, "ride_id": "x"}',
+}
+
+
+def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(clients, stack, tails, tag):
+    for tail in tails.values():
+        tail.poll()
+    bad = {kind: payload.replace(b'"x"', json.dumps(f"{tag}-{kind}").encode()) for kind, payload in POISON.items()}
+    payloads = [json.dumps(ride(f"{tag}-first")).encode(), *bad.values(), json.dumps(ride(f"{tag}-last")).encode()]
+    put(clients, stack.input_stream, payloads)
+
+    predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions around the poison")
+    assert {e["prediction"]["ride_id"] for e in predictions} == {f"{tag}-first", f"{tag}-last"}
+
+    raw = {base64.b64encode(p).decode(): kind for kind, p in bad.items()}
+    dead = collect(tails["dead_letters"], lambda e: e.get("raw_data") in raw, len(bad), "dead letters")
+    reasons = {raw[e["raw_data"]]: e for e in dead}
+    assert set(reasons) == set(bad)
+    assert reasons["not JSON"]["stage"] == "decode"
+    assert reasons["missing ride_id"]["reason"] == "ride_id: Field required"
+    assert reasons["negative distance"]["errors"][0]["field"] == "ride.trip_distance"
+    assert reasons["NaN distance"]["errors"][0]["field"] == "ride.trip_distance"
+    assert all(e["source"]["stream_name"] == stack.input_stream for e in dead)
+
+
+def test_decision_step_decides_every_predicted_ride(clients, stack, tails, tag):
+    for tail in tails.values():
+        tail.poll()
+    rides = [ride(f"{tag}-short", distance=0.5), ride(f"{tag}-long", pu=1, do=265, distance=400)]
+    put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides])
+
+    predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions")
+    decisions = collect(tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), 2, "decisions")
+    by_ride = {d["ride_id"]: d for d in decisions}
+    for prediction in predictions:
+        decision = by_ride[prediction["prediction"]["ride_id"]]
+        assert decision["prediction_event_id"] == prediction["event_id"]
+        expected = "long_ride" if prediction["prediction"]["ride_duration"] > 45 else "normal"
+        assert decision["decision"] == expected
+    assert by_ride[f"{tag}-long"]["decision"] == "long_ride"
+
+
+def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, stack, tails, tag, localstack):
+    for tail in tails.values():
+        tail.poll()
+    rides = [ride(f"{tag}-{i}", distance=1 + i % 10) for i in range(60)]
+    localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.5)
+    try:
+        resent = 0
+        for start in range(0, len(rides), 10):  # several batches, so both functions publish many times
+            resent += put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
+            time.sleep(1.5)
+        events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions under throttling")
+        decisions = collect(
+            tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), len(rides), "decisions"
+        )
+    finally:
+        localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.0)
+
+    assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
+    by_event_id: dict[str, set] = {}
+    for e in events:
+        by_event_id.setdefault(e["event_id"], set()).add(e["prediction"]["ride_id"])
+    assert len(by_event_id) == len(rides), "one event_id per ride, however often it was delivered"
+    assert all(len(ids) == 1 for ids in by_event_id.values())
+    assert {d["ride_id"] for d in decisions} == {r["ride_id"] for r in rides}
+    assert resent > 0, "the fault injection was on: the producer's own puts were throttled"
+    batches = [
+        r
+        for function in (stack.prediction_function, stack.decision_function)
+        for r in function_log_records(clients, function)
+        if r.get("message") == "batch processed"
+    ]
+    assert sum(b["PublishRetries"] for b in batches) > 0, f"the functions re-sent throttled entries: {batches}"
+
+
+def test_model_that_cannot_load_fails_clearly_and_loses_no_ride(clients, stack, tails, tag, model_dir):
+    """Runs last in this file: while the model is broken, the shard waits."""
+    lam = clients("lambda")
+    config = lam.get_function_configuration(FunctionName=stack.prediction_function)
+    variables = config["Environment"]["Variables"]
+    broken_prefix = f"broken-{tag}"
+    broken_uri = f"s3://{MODEL_BUCKET}/{broken_prefix}/model"
+    lam.update_function_configuration(
+        FunctionName=stack.prediction_function, Environment={"Variables": {**variables, "MODEL_URI": broken_uri}}
+    )
+    wait_until(
+        lambda: (
+            lam.get_function_configuration(FunctionName=stack.prediction_function)["LastUpdateStatus"] == "Successful"
+        ),
+        60,
+        "the configuration update",
+    )
+    try:
+        for tail in tails.values():
+            tail.poll()
+        rides = [ride(f"{tag}-{i}") for i in range(5)]
+        put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides])
+
+        response = lam.invoke(FunctionName=stack.prediction_function, Payload=json.dumps({"Records": []}))
+        error = json.loads(response["Payload"].read())
+        assert response.get("FunctionError")
+        assert broken_uri in error["errorMessage"]
+        assert "Cannot load the model" in error["errorMessage"] or "no objects under" in error["errorMessage"]
+        assert not [e for e in tails["predictions"].events() if prediction_for(tag)(e)]
+
+        upload_model(clients, model_dir, prefix=broken_prefix)
+        events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions once the model is fixed")
+        assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
+    finally:
+        lam.update_function_configuration(FunctionName=stack.prediction_function, Environment={"Variables": variables})

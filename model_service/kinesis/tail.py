@@ -1,0 +1,62 @@
+"""Follow a Kinesis stream: every record on every shard, from a chosen position, as it arrives.
+
+What ``python -m model_service tail`` prints, what the demo shows and what the
+integration tests read their results with.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class StreamTail:
+    """Keeps one shard iterator per shard; each ``poll()`` returns the records that arrived since the last."""
+
+    def __init__(self, client: Any, stream_name: str, position: str = "TRIM_HORIZON") -> None:
+        self.client = client
+        self.stream_name = stream_name
+        self.position = position
+        self._iterators: dict[str, str | None] = {}
+
+    def _refresh_shards(self) -> None:
+        for shard in self.client.list_shards(StreamName=self.stream_name)["Shards"]:
+            if shard["ShardId"] not in self._iterators:
+                self._iterators[shard["ShardId"]] = self.client.get_shard_iterator(
+                    StreamName=self.stream_name, ShardId=shard["ShardId"], ShardIteratorType=self.position
+                )["ShardIterator"]
+
+    def poll(self) -> list[bytes]:
+        self._refresh_shards()
+        data: list[bytes] = []
+        for shard_id, iterator in self._iterators.items():
+            while iterator:
+                response = self.client.get_records(ShardIterator=iterator, Limit=10_000)
+                data.extend(record["Data"] for record in response["Records"])
+                iterator = response.get("NextShardIterator")
+                if not response["Records"] or not response.get("MillisBehindLatest"):
+                    break
+            self._iterators[shard_id] = iterator
+        return data
+
+    def events(self) -> list[dict[str, Any]]:
+        """``poll()`` decoded as JSON events (a record that is not JSON comes back as ``{"raw": ...}``)."""
+        return [_as_event(data) for data in self.poll()]
+
+    def follow(self, interval: float = 0.5, stop: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
+        """Yield events as they arrive until ``stop()`` is true."""
+        while not stop():
+            events = self.events()
+            yield from events
+            if not events:
+                time.sleep(interval)
+
+
+def _as_event(data: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return {"raw": data.decode("utf-8", "replace")}
+    return event if isinstance(event, dict) else {"raw": event}
