@@ -8,6 +8,7 @@ outcome as a log line, EMF metrics and ReportBatchItemFailures.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -29,6 +30,10 @@ metrics = Metrics(namespace=settings.metrics_namespace, service=service_name)
 
 service = PredictionService.load(settings.model_uri, settings.model_version)
 logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_version": service.version})
+# The model and the modules live as long as the container: moved out of the
+# cyclic GC's generations, they are not rescanned during every batch, which
+# otherwise doubles the time per record of a large batch.
+gc.freeze()
 
 processor = ride_processor(
     service,

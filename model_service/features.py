@@ -23,7 +23,7 @@ def ride_features(pu_location_id: int, do_location_id: int, trip_distance: float
 
 
 def features_for_rides(rides: Iterable[Ride]) -> list[Features]:
-    return [ride_features(r.PULocationID, r.DOLocationID, r.trip_distance) for r in rides]
+    return [ride_features(r["PULocationID"], r["DOLocationID"], r["trip_distance"]) for r in rides]
 
 
 def features_for_frame(trips: pd.DataFrame) -> list[Features]:

@@ -1,22 +1,28 @@
 """The ride event schema: what a valid ride looks like and why a record is not one.
 
 Every adapter (Kinesis, web, batch) validates through this module, so a ride is
-judged by the same rules wherever it enters.
+judged by the same rules wherever it enters. The shapes are TypedDicts checked
+by pydantic: a validated ride is a plain dict, which costs half as much per
+record as a model instance on the Lambda's hot path.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, ValidationError
+from pydantic import ConfigDict, Field, PlainValidator, StrictInt, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 MAX_ZONE_ID = 265
 """TLC taxi zones are numbered 1..263, plus 264 and 265 for unknown and outside NYC."""
 
 MAX_TRIP_DISTANCE_MILES = 500.0
 """No taxi ride in NYC is longer; real files carry odometer glitches of tens of thousands."""
+
+IGNORE_EXTRA = ConfigDict(extra="ignore")
+"""Producers may add fields; only the ones the model needs are checked and kept."""
 
 ZoneId = Annotated[StrictInt, Field(ge=1, le=MAX_ZONE_ID)]
 
@@ -33,23 +39,29 @@ def _ride_id(value: Any) -> int | str:
 RideId = Annotated[int | str, PlainValidator(_ride_id)]
 
 
-class Ride(BaseModel):
+class Ride(TypedDict):
     """The features of one ride, as the course's producers send them."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
 
     PULocationID: ZoneId
     DOLocationID: ZoneId
     trip_distance: Annotated[float, Field(strict=True, ge=0, le=MAX_TRIP_DISTANCE_MILES, allow_inf_nan=False)]
 
 
-class RideEvent(BaseModel):
+class RideEvent(TypedDict):
     """One input record: ``{"ride": {...}, "ride_id": ...}``."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
 
     ride: Ride
     ride_id: RideId
+
+
+Shape = TypeVar("Shape")
+
+RIDE = TypeAdapter(Ride)
+RIDE_EVENT = TypeAdapter(RideEvent)
 
 
 def format_errors(errors: list[dict[str, str]]) -> str:
@@ -57,7 +69,7 @@ def format_errors(errors: list[dict[str, str]]) -> str:
 
 
 class InvalidRide(ValueError):
-    """A ride that breaks the schema, with one ``field: reason`` line per problem."""
+    """Input that breaks the schema, with one ``field: reason`` per problem."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         self.errors = errors
@@ -67,7 +79,7 @@ class InvalidRide(ValueError):
 def _describe(error: Any) -> dict[str, str]:
     field = ".".join(str(part) for part in error["loc"]) or "<record>"
     reason = error["msg"]
-    if error["type"] not in {"missing", "model_type", "model_attributes_type"}:
+    if error["type"] not in {"missing", "model_type", "model_attributes_type", "dict_type"}:
         value = error.get("input")
         if isinstance(value, float) and not math.isfinite(value):
             value = str(value)
@@ -80,17 +92,18 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [_describe(e) for e in exc.errors()]
 
 
-def validate_ride_event(data: Any) -> RideEvent:
-    """Validate decoded JSON as a ride event; raise InvalidRide naming each bad field."""
+def validate(adapter: TypeAdapter[Shape], data: Any) -> Shape:
+    """Validate decoded JSON against a schema; raise InvalidRide naming each bad field."""
     try:
-        return RideEvent.model_validate(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         raise InvalidRide(describe_errors(exc)) from None
+
+
+def validate_ride_event(data: Any) -> RideEvent:
+    return validate(RIDE_EVENT, data)
 
 
 def validate_ride(data: Any) -> Ride:
-    """Validate a bare ride object (the web service takes rides without an event wrapper)."""
-    try:
-        return Ride.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidRide(describe_errors(exc)) from None
+    """A bare ride object (the web service takes rides without the event wrapper)."""
+    return validate(RIDE, data)

@@ -23,7 +23,7 @@ def test_course_record_decodes_to_a_ride_event():
     event = decode_ride_event(
         b64(b'{"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}, "ride_id": 256}')
     )
-    assert event.ride_id == 256
+    assert event["ride_id"] == 256
 
 
 def test_data_that_is_not_base64_is_rejected_at_decode():

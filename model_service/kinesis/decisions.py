@@ -9,39 +9,43 @@ consumer keeps the first and drops the rest.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, TypeAdapter
+from typing_extensions import TypedDict
 
 from model_service.kinesis.decode import SourceRecord, decode_as
 from model_service.kinesis.processor import OutputEvent, StreamBatchProcessor
 from model_service.kinesis.publish import Publishers
-from model_service.schema import RideId
+from model_service.schema import IGNORE_EXTRA, RideId
 
 LONG_RIDE = "long_ride"
 NORMAL = "normal"
 
 
-class Prediction(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Prediction(TypedDict):
+    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
 
     ride_duration: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     ride_id: RideId
 
 
-class PredictionEvent(BaseModel):
+class PredictionEvent(TypedDict):
     """What the prediction function publishes (extra fields from newer producers are ignored)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
+    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
 
     model: str
     version: str
     prediction: Prediction
-    event_id: str | None = None
+    event_id: NotRequired[str]
+
+
+PREDICTION_EVENT = TypeAdapter(PredictionEvent)
 
 
 def decode_prediction_event(data_b64: str) -> PredictionEvent:
-    return decode_as(PredictionEvent, data_b64)
+    return decode_as(PREDICTION_EVENT, data_b64)
 
 
 class DecideLongRides:
@@ -50,21 +54,21 @@ class DecideLongRides:
 
     def __call__(self, accepted: list[tuple[SourceRecord, PredictionEvent]]) -> list[OutputEvent]:
         return [
-            OutputEvent(self.decision_event(source, event), str(event.prediction.ride_id), source)
+            OutputEvent(self.decision_event(source, event), str(event["prediction"]["ride_id"]), source)
             for source, event in accepted
         ]
 
     def decision_event(self, source: SourceRecord, event: PredictionEvent) -> dict:
-        prediction_id = event.event_id or source.event_id
-        duration = event.prediction.ride_duration
+        prediction_id = event.get("event_id") or source.event_id
+        duration = event["prediction"]["ride_duration"]
         return {
             "event_id": f"{prediction_id}/decision",
             "prediction_event_id": prediction_id,
-            "ride_id": event.prediction.ride_id,
+            "ride_id": event["prediction"]["ride_id"],
             "decision": LONG_RIDE if duration > self.threshold_minutes else NORMAL,
             "predicted_duration": duration,
             "threshold_minutes": self.threshold_minutes,
-            "model": {"name": event.model, "version": event.version},
+            "model": {"name": event["model"], "version": event["version"]},
         }
 
 

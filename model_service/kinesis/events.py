@@ -18,7 +18,7 @@ MAX_RAW_DATA_CHARS = 512 * 1024
 """Raw payload kept in a dead letter; keeps the dead letter under Kinesis' 1 MiB record limit."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built once per record: not frozen, which would cost 4x
 class OutboundRecord:
     """One record to put on a stream, tied to the input record it answers for."""
 

@@ -16,10 +16,10 @@ class PredictRides:
         self.service = service
 
     def __call__(self, accepted: list[tuple[SourceRecord, RideEvent]]) -> list[OutputEvent]:
-        durations = self.service.predict([event.ride for _, event in accepted])
+        durations = self.service.predict([event["ride"] for _, event in accepted])
         version = self.service.version
         return [
-            OutputEvent(prediction_event(source, event.ride_id, duration, version), str(event.ride_id), source)
+            OutputEvent(prediction_event(source, event["ride_id"], duration, version), str(event["ride_id"]), source)
             for (source, event), duration in zip(accepted, durations, strict=True)
         ]
 
