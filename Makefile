@@ -18,7 +18,7 @@ VENV_BIN := .venv/bin
 TOOLS_STAMP := .tools/.installed
 VENV_STAMP := .venv/.installed
 
-.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-lambda clean
+.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-lambda bench-web bench-batch clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo"
@@ -69,7 +69,13 @@ demo-offline: setup
 bench-lambda: setup
 	$(VENV_BIN)/python -m bench.lambda_bench
 
-bench: bench-lambda
+bench-web: setup
+	$(VENV_BIN)/python -m bench.web_bench
+
+bench-batch: setup
+	$(VENV_BIN)/python -m bench.batch_bench
+
+bench: bench-lambda bench-web bench-batch
 
 clean:
 	rm -rf .venv .tools .localstack mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis

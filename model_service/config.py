@@ -29,6 +29,8 @@ def _flag(value: str | None) -> bool:
 class Settings:
     model_uri: str = f"models:/{REGISTERED_MODEL_NAME}/latest"
     model_version: str | None = None
+    input_stream_name: str = "ride_events"
+    """Where ride events arrive; ``produce`` sends to it (the template names it InputStreamName)."""
     predictions_stream_name: str = "ride_predictions"
     dead_letter_stream_name: str = "ride_dead_letters"
     decisions_stream_name: str = "ride_decisions"
@@ -62,6 +64,7 @@ class Settings:
         return cls(
             model_uri=get("MODEL_URI", defaults.model_uri),
             model_version=env.get("MODEL_VERSION") or None,
+            input_stream_name=get("INPUT_STREAM_NAME", defaults.input_stream_name),
             predictions_stream_name=get("PREDICTIONS_STREAM_NAME", defaults.predictions_stream_name),
             dead_letter_stream_name=get("DEAD_LETTER_STREAM_NAME", defaults.dead_letter_stream_name),
             decisions_stream_name=get("DECISIONS_STREAM_NAME", defaults.decisions_stream_name),

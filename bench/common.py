@@ -1,0 +1,36 @@
+"""What both benchmarks share: the model they serve and a free loopback port."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE_MODEL = ROOT.parent / "shared" / "models" / "lin_reg.bin"
+
+
+def bench_model(workdir: Path) -> tuple[Path, str]:
+    """The course's lin_reg.bin when ../shared has it, else the same kind of model trained on generated trips.
+
+    Either way a pickled (DictVectorizer, LinearRegression) tuple, the file the
+    course's baselines load, so both sides of each benchmark serve one model.
+    """
+    if COURSE_MODEL.exists():
+        return COURSE_MODEL, f"course model {COURSE_MODEL}"
+    from model_service.features import features_for_frame
+    from model_service.sample_data import make_trips
+    from model_service.training import build_pipeline
+    from model_service.trips import add_duration
+
+    trips = add_duration(make_trips(50_000, seed=0))
+    pipeline = build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
+    path = workdir / "lin_reg.bin"
+    path.write_bytes(pickle.dumps(tuple(step for _, step in pipeline.steps)))
+    return path, "linear model trained on 50,000 generated trips (../shared is absent)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,320 @@
+"""Batch scoring on small TLC-shaped parquet files: what the output holds, row by row."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from model_service.batch import month_paths, score_file
+from model_service.cli import main
+from model_service.sample_data import make_trips
+from model_service.schema import InvalidRide, validate_ride
+from model_service.service import PredictionService
+from tests.conftest import shared_path
+
+COURSE_COLUMNS = [
+    "ride_id",
+    "lpep_pickup_datetime",
+    "PULocationID",
+    "DOLocationID",
+    "actual_duration",
+    "predicted_duration",
+    "diff",
+    "model_version",
+]
+
+
+@pytest.fixture(scope="module")
+def service(model_bin) -> PredictionService:
+    return PredictionService.load(str(model_bin), "v-batch")
+
+
+def write_trips(path: Path, trips: pd.DataFrame, row_group_size: int = 100, schema: pa.Schema | None = None) -> str:
+    table = pa.Table.from_pandas(trips, schema=schema, preserve_index=False)
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return str(path)
+
+
+def score(service, tmp_path, trips: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, object]:
+    source = write_trips(tmp_path / "trips.parquet", trips)
+    report = score_file(service, source, str(tmp_path / "out.parquet"), **kwargs)
+    return pd.read_parquet(tmp_path / "out.parquet"), report
+
+
+def one_by_one(service: PredictionService, trips: pd.DataFrame) -> list[float]:
+    return [
+        service.predict([validate_ride({"PULocationID": pu, "DOLocationID": do, "trip_distance": d})])[0]
+        for pu, do, d in zip(
+            trips.PULocationID.tolist(), trips.DOLocationID.tolist(), trips.trip_distance.tolist(), strict=True
+        )
+    ]
+
+
+def test_each_row_is_predicted_as_the_service_predicts_that_ride_alone(service, tmp_path):
+    trips = make_trips(450, seed=5)
+
+    output, _ = score(service, tmp_path, trips, chunk_rows=128)
+
+    assert output["predicted_duration"].tolist() == pytest.approx(one_by_one(service, trips))
+
+
+def test_the_output_has_the_course_columns_in_order(service, tmp_path):
+    output, _ = score(service, tmp_path, make_trips(10))
+
+    assert list(output.columns) == COURSE_COLUMNS
+
+
+def test_every_output_row_carries_the_model_version(service, tmp_path):
+    output, _ = score(service, tmp_path, make_trips(10))
+
+    assert set(output["model_version"]) == {"v-batch"}
+
+
+def test_ride_ids_are_the_month_and_the_input_row_number_across_chunks(service, tmp_path):
+    output, _ = score(service, tmp_path, make_trips(250), ride_id_prefix="2021/02_", chunk_rows=100)
+
+    assert output["ride_id"].tolist() == [f"2021/02_{i}" for i in range(250)]
+
+
+def test_actual_duration_is_dropoff_minus_pickup_in_minutes_and_diff_is_actual_minus_predicted(service, tmp_path):
+    trips = make_trips(20)
+
+    output, _ = score(service, tmp_path, trips)
+
+    minutes = (trips.lpep_dropoff_datetime - trips.lpep_pickup_datetime).dt.total_seconds() / 60
+    assert output["actual_duration"].tolist() == pytest.approx(minutes.tolist())
+    assert output["diff"].tolist() == pytest.approx((output.actual_duration - output.predicted_duration).tolist())
+
+
+def test_the_pickup_time_and_zone_ids_are_copied_from_the_input(service, tmp_path):
+    trips = make_trips(20)
+
+    output, _ = score(service, tmp_path, trips)
+
+    assert output["lpep_pickup_datetime"].tolist() == trips["lpep_pickup_datetime"].tolist()
+    assert output["PULocationID"].tolist() == trips["PULocationID"].tolist()
+    assert output["DOLocationID"].tolist() == trips["DOLocationID"].tolist()
+
+
+def test_each_chunk_is_one_predict_call_of_at_most_chunk_rows_rows(service, tmp_path, monkeypatch):
+    sizes = []
+    original = service.predict_features
+    monkeypatch.setattr(service, "predict_features", lambda features: sizes.append(len(features)) or original(features))
+
+    score(service, tmp_path, make_trips(1000), chunk_rows=300)
+
+    assert sizes == [300, 300, 300, 100]
+
+
+def test_int32_zone_ids_are_scored_like_int64_ones(service, tmp_path):
+    trips = make_trips(200, seed=2)
+    schema = pa.Schema.from_pandas(trips, preserve_index=False)
+    for name in ("PULocationID", "DOLocationID"):
+        schema = schema.set(schema.get_field_index(name), pa.field(name, pa.int32()))
+    source = write_trips(tmp_path / "int32.parquet", trips, schema=schema)
+    assert pq.read_schema(source).field("PULocationID").type == pa.int32()
+
+    score_file(service, source, str(tmp_path / "out.parquet"))
+
+    output = pd.read_parquet(tmp_path / "out.parquet")
+    assert output["predicted_duration"].tolist() == pytest.approx(one_by_one(service, trips))
+    assert output["PULocationID"].dtype == "int64"
+
+
+def test_rows_with_null_float_ids_keep_their_row_with_a_null_prediction_and_are_counted(service, tmp_path):
+    trips = make_trips(300, seed=4)
+    trips["PULocationID"] = trips["PULocationID"].astype("float64")
+    trips["DOLocationID"] = trips["DOLocationID"].astype("float64")
+    trips.loc[[3, 150, 299], "PULocationID"] = np.nan
+    trips.loc[[7], "DOLocationID"] = np.nan
+
+    output, report = score(service, tmp_path, trips, chunk_rows=100)
+
+    missing = output["predicted_duration"].isna()
+    assert len(output) == 300
+    assert output.index[missing].tolist() == [3, 7, 150, 299]
+    assert output.loc[missing, "diff"].isna().all()
+    assert (report.rows, report.predicted, report.unpredicted) == (300, 296, 4)
+    scored = trips.drop(index=[3, 7, 150, 299]).astype({"PULocationID": "int64", "DOLocationID": "int64"})
+    assert output.loc[~missing, "predicted_duration"].tolist() == pytest.approx(one_by_one(service, scored))
+
+
+EDGE_ZONES = [1.0, 265.0, 0.0, 266.0, -5.0, 130.5, math.nan]
+EDGE_DISTANCES = [0.0, 500.0, -0.01, 500.01, math.nan, math.inf, -math.inf]
+
+
+def schema_accepts(pu: float, distance: float) -> bool:
+    zone = int(pu) if math.isfinite(pu) and pu.is_integer() else pu
+    try:
+        validate_ride({"PULocationID": zone, "DOLocationID": 205, "trip_distance": distance})
+    except InvalidRide:
+        return False
+    return True
+
+
+def test_a_row_is_predicted_exactly_when_the_ride_schema_accepts_its_ride(service, tmp_path):
+    pairs = [(pu, d) for pu in EDGE_ZONES for d in EDGE_DISTANCES]
+    trips = make_trips(len(pairs))
+    trips["PULocationID"] = [pu for pu, _ in pairs]
+    trips["DOLocationID"] = 205
+    trips["trip_distance"] = [d for _, d in pairs]
+
+    output, _ = score(service, tmp_path, trips)
+
+    assert output["predicted_duration"].notna().tolist() == [schema_accepts(pu, d) for pu, d in pairs]
+
+
+def test_a_yellow_file_keeps_its_tpep_pickup_column(service, tmp_path):
+    trips = make_trips(10).rename(columns=lambda c: c.replace("lpep_", "tpep_"))
+
+    output, _ = score(service, tmp_path, trips)
+
+    assert output.columns[1] == "tpep_pickup_datetime"
+    assert output["actual_duration"].notna().all()
+
+
+def test_a_file_without_timestamps_gets_predictions_without_actual_duration_or_diff(service, tmp_path):
+    trips = make_trips(10).drop(columns=["lpep_pickup_datetime", "lpep_dropoff_datetime"])
+
+    output, _ = score(service, tmp_path, trips)
+
+    assert list(output.columns) == ["ride_id", "PULocationID", "DOLocationID", "predicted_duration", "model_version"]
+
+
+def test_a_file_without_a_feature_column_is_rejected_naming_it(service, tmp_path):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(10).drop(columns=["trip_distance"]))
+
+    with pytest.raises(ValueError, match="no trip_distance column"):
+        score_file(service, source, str(tmp_path / "out.parquet"))
+
+
+def test_a_missing_input_file_is_file_not_found(service, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.parquet: no such file"):
+        score_file(service, str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet"))
+
+
+def test_a_failed_run_leaves_no_output_file_behind(service, tmp_path, monkeypatch):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(500))
+    calls = []
+
+    def fail_on_second_chunk(features):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("model broke")
+        return np.zeros(len(features))
+
+    monkeypatch.setattr(service, "predict_features", fail_on_second_chunk)
+
+    with pytest.raises(RuntimeError):
+        score_file(service, source, str(tmp_path / "out" / "x.parquet"), chunk_rows=100)
+
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_progress_lines_report_rows_done_of_the_total(service, tmp_path):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(250))
+    progress = io.StringIO()
+
+    score_file(service, source, str(tmp_path / "out.parquet"), chunk_rows=100, progress=progress)
+
+    lines = progress.getvalue().splitlines()
+    assert [line.split(" rows")[0] for line in lines] == ["scored 100/250", "scored 200/250", "scored 250/250"]
+    assert all(line.endswith("rows/s") for line in lines)
+
+
+def test_an_s3_input_is_scored_into_an_s3_output(service, tmp_path, aws):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="trips")
+    trips = make_trips(300, seed=9)
+    s3.upload_file(write_trips(tmp_path / "in.parquet", trips), "trips", "green/2021-02.parquet")
+
+    report = score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/out/2021-02.parquet", chunk_rows=100)
+
+    s3.download_file("trips", "out/2021-02.parquet", str(tmp_path / "out.parquet"))
+    output = pd.read_parquet(tmp_path / "out.parquet")
+    assert report.rows == 300
+    assert output["predicted_duration"].tolist() == pytest.approx(one_by_one(service, trips))
+
+
+def test_a_missing_s3_input_is_file_not_found(service, aws):
+    boto3.client("s3").create_bucket(Bucket="trips")
+
+    with pytest.raises(FileNotFoundError, match=r"s3://trips/none\.parquet: no such object"):
+        score_file(service, "s3://trips/none.parquet", "s3://trips/out.parquet")
+
+
+def test_month_paths_fill_the_taxi_type_year_and_month():
+    assert month_paths(
+        "s3://in/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet",
+        "out/{taxi_type}/{year:04d}-{month:02d}.parquet",
+        taxi_type="yellow",
+        year=2021,
+        month=3,
+    ) == ("s3://in/yellow_tripdata_2021-03.parquet", "out/yellow/2021-03.parquet")
+
+
+@pytest.mark.parametrize(
+    ("template", "month", "message"),
+    [
+        ("{taxi_type}", 13, "month must be 1 to 12, not 13"),
+        ("{day}", 1, "may use only {taxi_type}, {year} and {month}"),
+    ],
+)
+def test_month_paths_reject_a_bad_month_or_placeholder(template, month, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        month_paths(template, template, taxi_type="green", year=2021, month=month)
+
+
+def test_the_score_command_fills_the_default_templates_for_a_month(model_bin, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    write_trips(tmp_path / "data" / "green_tripdata_2021-02.parquet", make_trips(120))
+
+    code = main(["score", "--year", "2021", "--month", "2", "--model-uri", str(model_bin), "--chunk-rows", "50"])
+
+    assert code == 0
+    output = pd.read_parquet(tmp_path / "output" / "green" / "2021-02.parquet")
+    assert output["ride_id"].iloc[-1] == "2021/02_119"
+    out, err = capsys.readouterr()
+    assert "rows:           120" in out
+    assert "rows/s:" in out
+    assert "scored 120/120 rows (100%)" in err
+
+
+def test_the_score_command_without_paths_or_a_month_exits_2_saying_what_to_give(model_bin, capsys):
+    assert main(["score", "--model-uri", str(model_bin)]) == 2
+    assert "give --input and --output, or --year and --month" in capsys.readouterr().err
+
+
+def test_the_score_command_with_a_model_that_cannot_load_exits_2(tmp_path, capsys):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(5))
+
+    code = main(["score", "--input", source, "--output", str(tmp_path / "o.parquet"), "--model-uri", "/nope.bin"])
+
+    assert code == 2
+    assert "MODEL_URI='/nope.bin'" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_the_real_february_file_scores_every_row_with_the_course_model(tmp_path):
+    source = shared_path("data/green_tripdata_2021-02.parquet")
+    service = PredictionService.load(str(shared_path("models/lin_reg.bin")))
+
+    report = score_file(service, str(source), str(tmp_path / "out.parquet"))
+
+    trips = pd.read_parquet(source, columns=["PULocationID", "DOLocationID", "trip_distance"])
+    absurd = ~trips["trip_distance"].between(0, 500)
+    output = pd.read_parquet(tmp_path / "out.parquet")
+    assert report.rows == len(output) == len(trips) == 64_572
+    assert output["predicted_duration"].isna().tolist() == absurd.tolist()
+    sample = trips[~absurd].sample(50, random_state=0)
+    assert output.loc[sample.index, "predicted_duration"].tolist() == pytest.approx(one_by_one(service, sample))
