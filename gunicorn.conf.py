@@ -5,6 +5,7 @@ image's working directory); command-line flags and GUNICORN_CMD_ARGS override it
 Sizing comes from Settings (WEB_CONCURRENCY, WEB_THREADS), like every setting.
 """
 
+import gc
 import os
 
 from model_service.config import Settings
@@ -37,3 +38,13 @@ preload_app = True
 # Gunicorn's runtime control socket (gunicornc) is unused here, and its default
 # path is one per user, so two servers on one host (tests, benchmarks) would clash.
 control_socket_disable = True
+
+
+def when_ready(server) -> None:
+    """After the preloaded app (and its model) is built, before the workers fork.
+
+    The model lives as long as the server: frozen out of the cyclic GC, its
+    objects are neither rescanned by every full collection nor copied into each
+    worker's memory by the GC touching their pages.
+    """
+    gc.freeze()
