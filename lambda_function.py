@@ -11,22 +11,17 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from model_service.config import Settings
 from model_service.kinesis.publish import Publishers
 from model_service.kinesis.rides import ride_processor
-from model_service.kinesis.telemetry import report_batch
+from model_service.kinesis.telemetry import function_telemetry, report_batch
 from model_service.service import PredictionService
 
 settings = Settings.from_env()
-service_name = settings.service_name or "ride-duration-prediction"
-logger = Logger(service=service_name)
-copy_config_to_registered_loggers(source_logger=logger, include={"model_service"})
-metrics = Metrics(namespace=settings.metrics_namespace, service=service_name)
+logger, metrics = function_telemetry(settings, default_service="ride-duration-prediction")
 
 service = PredictionService.load(settings.model_uri, settings.model_version)
 logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_version": service.version})
@@ -50,6 +45,4 @@ processor = ride_processor(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = processor.process(KinesisStreamEvent(event).records)
     report_batch(outcome, output_metric="Predictions", logger=logger, metrics=metrics)
-    if settings.test_run:
-        return {"predictions": outcome.events, "dead_letters": outcome.dead_letters, "batchItemFailures": []}
-    return {"batchItemFailures": outcome.batch_item_failures()}
+    return outcome.lambda_response(test_run=settings.test_run, events_key="predictions")

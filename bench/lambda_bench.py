@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench.baselines.course_lambda_model import CourseModelService
 from bench.common import ROOT, bench_model
+from model_service.features import ride_features
 
 FIRST_SEQUENCE_NUMBER = 49630081666084879290581185630324770398608704880802529282
 
@@ -85,11 +86,7 @@ def floor(event: dict, vectorizer, regressor, version: str) -> str:
     """The least any correct handler must do: decode, one batched predict, encode."""
     rides = [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in event["Records"]]
     features = [
-        {
-            "PU_DO": f"{e['ride']['PULocationID']}_{e['ride']['DOLocationID']}",
-            "trip_distance": e["ride"]["trip_distance"],
-        }
-        for e in rides
+        ride_features(e["ride"]["PULocationID"], e["ride"]["DOLocationID"], e["ride"]["trip_distance"]) for e in rides
     ]
     durations = regressor.predict(vectorizer.transform(features)).tolist()
     events = [

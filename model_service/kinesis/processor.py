@@ -55,6 +55,12 @@ class BatchOutcome:
         lowest = min(self.unpublished, key=lambda source: int(source.sequence_number))
         return [{"itemIdentifier": lowest.sequence_number}]
 
+    def lambda_response(self, *, test_run: bool, events_key: str) -> dict[str, Any]:
+        """ReportBatchItemFailures' answer; with TEST_RUN, the events too, as the course returns them."""
+        if test_run:
+            return {events_key: self.events, "dead_letters": self.dead_letters, "batchItemFailures": []}
+        return {"batchItemFailures": self.batch_item_failures()}
+
 
 class StreamBatchProcessor(Generic[Decoded]):
     """Decode -> transform -> publish for one batch; ``publishers=None`` (TEST_RUN) only returns the events."""
