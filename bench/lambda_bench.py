@@ -118,6 +118,15 @@ def cold_start(env: dict[str, str], runs: int) -> tuple[float, float]:
     return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
 
 
+def save_as_mlflow_model(vectorizer, regressor, path: Path) -> Path:
+    """The same model as an MLflow directory, the way training logs it (a sklearn pipeline, skops)."""
+    import mlflow.sklearn
+    from sklearn.pipeline import make_pipeline
+
+    mlflow.sklearn.save_model(make_pipeline(vectorizer, regressor), str(path), pip_requirements=["scikit-learn"])
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
@@ -146,6 +155,8 @@ def main() -> None:
         course_s = best_of(max(1, args.runs // 2), lambda: json.dumps(course.lambda_handler(event)))
         floor_s = best_of(args.runs, lambda: floor(event, vectorizer, regressor, version))
         cold_s, rss_mib = cold_start({**os.environ, **env}, runs=3)
+        mlflow_dir = save_as_mlflow_model(vectorizer, regressor, Path(tmp) / "mlflow-model")
+        mlflow_cold_s, mlflow_rss_mib = cold_start({**os.environ, **env, "MODEL_URI": str(mlflow_dir)}, runs=3)
 
     print(f"model: {description}")
     print(f"event: {n:,} Kinesis records; best of {args.runs} runs each\n")
@@ -159,7 +170,9 @@ def main() -> None:
     print()
     print(f"handler vs course handler: {course_s / handler_s:6.1f}x faster  (target >= 20x)")
     print(f"handler vs floor:          {handler_s / floor_s:6.2f}x the time (target <= 1.5x)")
-    print(f"cold start: import lambda_function + load model {cold_s:.2f} s (median of 3), peak RSS {rss_mib:.0f} MiB")
+    print("cold start, import lambda_function + load the model (median of 3 fresh processes):")
+    print(f"  model.bin pickle:             {cold_s:5.2f} s, peak RSS {rss_mib:4.0f} MiB")
+    print(f"  MLflow model directory:       {mlflow_cold_s:5.2f} s, peak RSS {mlflow_rss_mib:4.0f} MiB (mlflow, skops)")
 
 
 if __name__ == "__main__":
