@@ -175,3 +175,13 @@ def test_batch_metrics_are_emitted_as_cloudwatch_emf(handler, capsys):
 
 def test_empty_batch_is_fine(handler):
     assert handler.lambda_handler({"Records": []}, LambdaContext()) == {"batchItemFailures": []}
+
+
+def test_oversized_poison_record_is_dead_lettered_with_its_payload_truncated(handler, kinesis):
+    huge = base64.b64encode(b"x" * 900_000).decode()
+    response = handler.lambda_handler(raw_kinesis_event([huge]), LambdaContext())
+    assert response == {"batchItemFailures": []}
+    (dead,) = read_events(kinesis, DEAD_LETTERS)
+    assert dead["raw_data_truncated"] is True
+    assert huge.startswith(dead["raw_data"])
+    assert len(dead["raw_data"]) < len(huge)
