@@ -61,7 +61,9 @@ test: lint infra-lint localstack-setup
 train: setup
 	$(VENV_BIN)/python scripts/demo.py train
 
-demo: demo-offline
+# LocalStack started, the model trained if there is none, template.yaml deployed, rides streamed, LocalStack stopped.
+demo: setup localstack-setup
+	$(VENV_BIN)/python scripts/demo.py local
 
 demo-offline: setup
 	$(VENV_BIN)/python scripts/demo.py offline

@@ -107,14 +107,18 @@ class DeployedStack:
 
 
 def deploy(
-    clients: Clients, stack_name: str, parameters: dict[str, str] | None = None, timeout: float = 180
+    clients: Clients,
+    stack_name: str,
+    parameters: dict[str, str] | None = None,
+    timeout: float = 180,
+    template_body: str | None = None,
 ) -> DeployedStack:
-    """Create the stack from template.yaml and wait for it; fail with the events that explain why."""
+    """Create the stack from template.yaml (or a variant of it) and wait; fail with the events that say why."""
     cfn = clients("cloudformation")
     overrides = {"ImageUri": IMAGE_URI, "ModelBucket": MODEL_BUCKET, "ModelPrefix": MODEL_PREFIX, **(parameters or {})}
     cfn.create_stack(
         StackName=stack_name,
-        TemplateBody=TEMPLATE.read_text(),
+        TemplateBody=template_body or TEMPLATE.read_text(),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )

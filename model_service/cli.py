@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from model_service.config import Settings
 
@@ -63,6 +63,92 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _produce(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from itertools import islice
+
+    from model_service.kinesis.producer import produce, rides_from_parquet, rides_from_trips, with_malformed
+    from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+
+    if args.parquet:
+        events, origin = rides_from_parquet(args.parquet), args.parquet
+    else:
+        from model_service.sample_data import make_trips
+
+        events, origin = rides_from_trips(make_trips(args.generated, seed=args.seed)), "generated trips"
+    records = with_malformed(islice(events, args.limit), args.malformed_fraction)
+    publisher = KinesisPublisher(kinesis_client(), args.stream, max_attempts=args.max_attempts)
+    shown_at = [0.0]
+
+    def progress(report, chunk) -> None:
+        if report.seconds - shown_at[0] >= 1:
+            shown_at[0] = report.seconds
+            rate = f"{report.rides_per_second:,.1f} rides/s"
+            print(f"sent {report.sent}  failed {report.failed}  {rate}", file=sys.stderr, flush=True)
+
+    pace = f"{args.rate:g} rides/s" if args.rate else "as fast as possible"
+    print(f"sending rides from {origin} to {args.stream} at {pace} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    # Ctrl-C ends the run between two PutRecords calls, so the summary still counts every record put.
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    try:
+        report = produce(
+            publisher, records, rate=args.rate, origin=str(origin), on_chunk=progress, stop=interrupted.is_set
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    malformed = ", ".join(f"{kind}: {n}" for kind, n in sorted(report.malformed.items())) or "none"
+    print(f"sent:       {report.sent}")
+    print(f"failed:     {report.failed}")
+    print(f"re-sent:    {report.retried} (entries Kinesis refused at first)")
+    print(f"malformed:  {sum(report.malformed.values())} ({malformed})")
+    print(f"seconds:    {report.seconds:.2f}")
+    print(f"rides/s:    {report.rides_per_second:,.1f}")
+    return 1 if report.failed else 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from model_service.kinesis.publish import kinesis_client
+    from model_service.kinesis.tail import StreamTail
+
+    tail = StreamTail(kinesis_client(), args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    shown = 0
+    try:
+        for event in tail.follow(args.interval, stop=lambda: deadline is not None and time.monotonic() > deadline):
+            print(json.dumps(event), flush=True)
+            shown += 1
+            if shown == args.limit:
+                return 0
+    except KeyboardInterrupt:
+        return 130
+    if args.limit is not None:
+        print(f"timed out after {args.timeout:g} s with {shown} of {args.limit} events", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _positive(kind: type) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m model_service", description=__doc__)
@@ -102,6 +188,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-rows", type=int, default=settings.batch_chunk_rows, help="rows per predict call (BATCH_CHUNK_ROWS)"
     )
     score.set_defaults(run=_score)
+
+    produce = commands.add_parser(
+        "produce",
+        help="send ride events to a Kinesis stream at a chosen rate, some malformed if asked",
+        description="The endpoint is boto3's: AWS_ENDPOINT_URL=http://127.0.0.1:4566 for LocalStack.",
+    )
+    produce.add_argument("--stream", default=settings.input_stream_name, help="input stream (INPUT_STREAM_NAME)")
+    source = produce.add_mutually_exclusive_group()
+    source.add_argument("--parquet", help="TLC trips parquet file to send the rides of")
+    source.add_argument(
+        "--generated", type=_positive(int), default=100, help="send this many generated trips (default 100)"
+    )
+    produce.add_argument("--seed", type=int, default=0, help="seed of the generated trips")
+    produce.add_argument("--rate", type=_positive(float), help="rides per second (default: as fast as possible)")
+    produce.add_argument(
+        "--malformed-fraction", type=_fraction, default=0.0, help="share of records to corrupt, e.g. 0.05"
+    )
+    produce.add_argument("--limit", type=_positive(int), help="send at most this many records")
+    produce.add_argument(
+        "--max-attempts",
+        type=_positive(int),
+        default=settings.publish_max_attempts,
+        help="PutRecords attempts per entry (PUBLISH_MAX_ATTEMPTS)",
+    )
+    produce.set_defaults(run=_produce)
+
+    tail = commands.add_parser(
+        "tail",
+        help="print a Kinesis stream's events, one JSON object a line, as they arrive",
+        description="The endpoint is boto3's: AWS_ENDPOINT_URL=http://127.0.0.1:4566 for LocalStack.",
+    )
+    tail.add_argument(
+        "--stream", default=settings.predictions_stream_name, help="stream to follow (PREDICTIONS_STREAM_NAME)"
+    )
+    tail.add_argument("--from-start", action="store_true", help="start at the oldest record, not at the end")
+    tail.add_argument("--limit", type=_positive(int), help="stop after this many events")
+    tail.add_argument(
+        "--timeout", type=_positive(float), help="stop after this many seconds (status 1 if short of --limit)"
+    )
+    tail.add_argument("--interval", type=_positive(float), default=0.5, help="seconds between polls of an idle stream")
+    tail.set_defaults(run=_tail)
     return parser
 
 

@@ -1,0 +1,156 @@
+"""Deploy template.yaml to a LocalStack that is already running: upload the model, create the stack.
+
+    python integration-test/deploy.py --endpoint http://localhost:4566 --model-uri models:/ride-duration/1
+    python integration-test/deploy.py --endpoint http://localhost:4566 --model-dir export/model \\
+        --zip-functions --param PredictionBatchSize=500
+
+For the LocalStack of integration-test/docker-compose.yaml (or any LocalStack
+started by hand); the tests and ``make demo`` start their own and call
+``local_aws`` directly. Prints the stack's outputs as KEY=VALUE lines.
+
+``--zip-functions`` is for community LocalStack in Docker, which refuses to run
+Image functions ("Container images are a Pro feature"): both functions are
+then deployed as python3.11 Zip functions of the same handlers and code, and
+the compose file maps that runtime to the project's Lambda image, which holds
+their dependencies. Everything else in the template is deployed as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import local_aws
+import yaml
+
+sys.path.append(str(local_aws.PROJECT_ROOT))  # model_service, for --model-uri, when run as a script
+CODE_KEY = "ride-duration-code/functions.zip"
+FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "model_service")
+"""What the Dockerfile copies into the image: the handlers and the package they import."""
+ZIP_RUNTIME = "python3.11"
+DEFAULT_HANDLER = "lambda_function.lambda_handler"
+"""The Dockerfile's CMD, for an Image function whose template sets no ImageConfig.Command."""
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short forms (``!Ref x``) as the long forms (``{"Ref": x}``) JSON needs."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def zip_function_template(template: str, code_bucket: str, code_key: str = CODE_KEY) -> dict[str, Any]:
+    """The template with every Image function turned into a python3.11 Zip function of the same handler."""
+    document = yaml.load(template, Loader=_CloudFormationLoader)
+    for resource in document["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] != "AWS::Serverless::Function" or properties.get("PackageType") != "Image":
+            continue
+        command = properties.pop("ImageConfig", {}).get("Command") or [DEFAULT_HANDLER]
+        del properties["ImageUri"]
+        resource.pop("Metadata", None)  # sam build's image recipe
+        properties.update(
+            PackageType="Zip",
+            Runtime=ZIP_RUNTIME,
+            Handler=command[0],
+            CodeUri={"Bucket": code_bucket, "Key": code_key},
+        )
+    return document
+
+
+def code_zip(destination: Path) -> Path:
+    """The functions' code, as the Dockerfile lays it out in the image's task root."""
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in FUNCTION_CODE:
+            path = local_aws.PROJECT_ROOT / name
+            files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            for file in files:
+                archive.write(file, file.relative_to(local_aws.PROJECT_ROOT))
+    return destination
+
+
+def export_model(model_uri: str, destination: Path) -> Path:
+    """An MLflow model (``models:/...``, ``runs:/...``) as a directory, from MLFLOW_TRACKING_URI's store."""
+    import mlflow
+
+    from model_service.config import Settings
+
+    mlflow.set_tracking_uri(Settings.from_env().tracking_uri)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
+
+
+def deploy_zip_functions(
+    clients: local_aws.Clients, stack_name: str, parameters: dict[str, str], workdir: Path
+) -> local_aws.DeployedStack:
+    bucket = parameters.get("ModelBucket", local_aws.MODEL_BUCKET)
+    clients("s3").upload_file(str(code_zip(workdir / "functions.zip")), bucket, CODE_KEY)
+    template = json.dumps(zip_function_template(local_aws.TEMPLATE.read_text(), bucket))
+    return local_aws.deploy(clients, stack_name, parameters, template_body=template)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", default="http://localhost:4566", help="LocalStack's URL")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model-dir", type=Path, help="an MLflow model directory to upload")
+    model.add_argument("--model-uri", help="an MLflow model URI to export from MLFLOW_TRACKING_URI and upload")
+    parser.add_argument("--stack-name", default="ride-duration", help="CloudFormation stack name")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="template parameter override (repeatable)"
+    )
+    parser.add_argument(
+        "--zip-functions", action="store_true", help="deploy the functions as Zip functions (community LocalStack)"
+    )
+    args = parser.parse_args(argv)
+    if bad := [p for p in args.param if "=" not in p]:
+        parser.error(f"--param takes KEY=VALUE, not {', '.join(bad)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    parameters = dict(p.split("=", 1) for p in args.param)
+    clients = local_aws.Clients(args.endpoint)
+    with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
+        workdir = Path(tmp)
+        model_dir = args.model_dir or export_model(args.model_uri, workdir / "model")
+        if not (model_dir / "MLmodel").is_file():
+            print(f"error: {model_dir} is not an MLflow model directory (it has no MLmodel file)", file=sys.stderr)
+            return 2
+        model_uri = local_aws.upload_model(
+            clients,
+            model_dir,
+            parameters.get("ModelBucket", local_aws.MODEL_BUCKET),
+            parameters.get("ModelPrefix", local_aws.MODEL_PREFIX),
+        )
+        print(f"model uploaded to {model_uri}", file=sys.stderr)
+        if args.zip_functions:
+            stack = deploy_zip_functions(clients, args.stack_name, parameters, workdir)
+        else:
+            stack = local_aws.deploy(clients, args.stack_name, parameters)
+    for key, value in sorted(stack.outputs.items()):
+        print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`make demo`'s script, run as a developer runs it: every ride sent comes out, and nothing is left running.
+
+The demo starts its own LocalStack (on a free port here) and trains into a
+temporary working directory, so the developer's artifacts/ and MLflow store
+are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+from local_aws import PROJECT_ROOT, free_port
+
+DEMO = PROJECT_ROOT / "scripts" / "demo.py"
+
+
+def run_demo(workdir, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(DEMO), "local", "--workdir", str(workdir), *args],
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def accepting(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_demo_accounts_for_every_ride_and_stops_localstack(tmp_path):
+    port = free_port()
+    result = run_demo(tmp_path, "--port", str(port), "--rides", "30", "--rate", "30")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    sent = re.search(r"OK: all (\d+) rides accounted for .*\((\d+) predictions \+ (\d+) dead letters\)", output)
+    assert sent, output
+    assert int(sent[1]) == 30 == int(sent[2]) + int(sent[3])
+    assert int(sent[3]) >= 1, "the demo sends malformed records, so some rides are dead-lettered"
+    assert "[demo] LocalStack stopped" in output
+    assert not accepting(port)
+    assert (tmp_path / "artifacts" / "MODEL_URI").exists(), "the model was trained in the working directory"
+
+
+def test_the_demo_refuses_a_port_in_use_before_doing_anything(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = run_demo(tmp_path, "--port", str(busy.getsockname()[1]), timeout=60)
+    assert result.returncode == 2
+    assert "already in use" in result.stderr
+    assert not (tmp_path / "artifacts").exists()

@@ -1,0 +1,87 @@
+"""integration-test/deploy.py: the deploy step of the docker-compose setup, on the session's LocalStack.
+
+Community LocalStack in Docker cannot run Image functions, so deploy.py can
+turn them into Zip functions of the same code. The Docker-free LocalStack runs
+Zip functions too, which lets the variant be deployed and fed rides here.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import deploy
+import pytest
+from local_aws import TEMPLATE, wait_until
+
+from model_service.kinesis.tail import StreamTail
+
+
+@pytest.fixture(scope="module")
+def zip_template() -> dict:
+    return deploy.zip_function_template(TEMPLATE.read_text(), "code-bucket")
+
+
+def functions(template: dict) -> dict[str, dict]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+
+
+def test_each_image_function_becomes_a_python311_zip_function_of_the_image_command(zip_template):
+    by_name = {name: f["Properties"] for name, f in functions(zip_template).items()}
+    assert {name: p["Handler"] for name, p in by_name.items()} == {
+        "PredictionFunction": "lambda_function.lambda_handler",
+        "DecisionFunction": "decision_function.lambda_handler",
+    }
+    for properties in by_name.values():
+        assert (properties["PackageType"], properties["Runtime"]) == ("Zip", "python3.11")
+        assert properties["CodeUri"] == {"Bucket": "code-bucket", "Key": deploy.CODE_KEY}
+        assert "ImageUri" not in properties
+        assert "ImageConfig" not in properties
+
+
+def test_everything_else_is_deployed_as_the_template_has_it(zip_template):
+    original = deploy.zip_function_template(TEMPLATE.read_text().replace("PackageType: Image", "PackageType: X"), "b")
+    assert zip_template["Parameters"] == original["Parameters"]
+    assert zip_template["Outputs"] == original["Outputs"]
+    others = set(zip_template["Resources"]) - set(functions(zip_template))
+    assert {k: zip_template["Resources"][k] for k in others} == {k: original["Resources"][k] for k in others}
+    prediction = zip_template["Resources"]["PredictionFunction"]["Properties"]
+    assert prediction["Role"] == {"Fn::GetAtt": ["PredictionFunctionRole", "Arn"]}
+    assert prediction["Events"] == original["Resources"]["PredictionFunction"]["Properties"]["Events"]
+
+
+def test_the_code_zip_holds_the_handlers_and_the_package_they_import(tmp_path):
+    names = zipfile.ZipFile(deploy.code_zip(tmp_path / "code.zip")).namelist()
+    assert {"lambda_function.py", "decision_function.py", "model_service/__init__.py"} <= set(names)
+    assert "model_service/kinesis/processor.py" in names
+    assert not [n for n in names if "__pycache__" in n]
+
+
+def test_a_directory_that_is_not_an_mlflow_model_is_refused(localstack, tmp_path, capsys):
+    status = deploy.main(["--endpoint", localstack.endpoint, "--model-dir", str(tmp_path)])
+    assert status == 2
+    assert "no MLmodel file" in capsys.readouterr().err
+
+
+def test_zip_functions_deployed_by_the_cli_predict_rides(localstack, clients, model_dir, capsys, phase):
+    streams = {
+        "InputStreamName": "zip_ride_events",
+        "PredictionsStreamName": "zip_ride_predictions",
+        "DecisionsStreamName": "zip_ride_decisions",
+        "DeadLetterStreamName": "zip_ride_dead_letters",
+    }
+    args = ["--endpoint", localstack.endpoint, "--model-dir", str(model_dir), "--stack-name", "ride-duration-zip"]
+    with phase("deploy.py --zip-functions"):
+        status = deploy.main([*args, "--zip-functions", *(f"--param={k}={v}" for k, v in streams.items())])
+    outputs = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert status == 0
+    assert outputs["PredictionsStreamName"] == "zip_ride_predictions"
+    lam = clients("lambda")
+    assert lam.get_function_configuration(FunctionName=outputs["PredictionFunctionName"])["PackageType"] == "Zip"
+
+    ride = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}, "ride_id": "zip-1"}
+    clients("kinesis").put_record(StreamName="zip_ride_events", Data=json.dumps(ride).encode(), PartitionKey="1")
+    tail = StreamTail(clients("kinesis"), "zip_ride_predictions")
+    events: list[dict] = []
+    wait_until(lambda: events.extend(tail.events()) or events, 90, "a prediction from the Zip function")
+    assert [e["prediction"]["ride_id"] for e in events] == ["zip-1"]
