@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from model_service.kinesis.tail import StreamTail
+
 THROTTLED = "ProvisionedThroughputExceededException"
 
 
@@ -51,18 +53,7 @@ class FlakyKinesis:
 
 def read_stream(client: Any, stream_name: str) -> list[bytes]:
     """Every record on every shard of a stream, from the start."""
-    data: list[bytes] = []
-    for shard in client.list_shards(StreamName=stream_name)["Shards"]:
-        iterator = client.get_shard_iterator(
-            StreamName=stream_name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = client.get_records(ShardIterator=iterator, Limit=10_000)
-            data.extend(record["Data"] for record in response["Records"])
-            if not response["Records"]:
-                break
-            iterator = response.get("NextShardIterator")
-    return data
+    return StreamTail(client, stream_name).poll()
 
 
 def read_events(client: Any, stream_name: str) -> list[dict[str, Any]]:
