@@ -295,9 +295,8 @@ def demo_localstack(port: int) -> Iterator[Any]:
 
     started = time.monotonic()
     with local_aws.running_localstack(port) as localstack:
-        say(
-            f"LocalStack up at {localstack.endpoint} in {time.monotonic() - started:.1f} s (log: {localstack.log_path})"
-        )
+        log = os.path.relpath(localstack.log_path, ROOT)
+        say(f"LocalStack up at {localstack.endpoint} in {time.monotonic() - started:.1f} s (log: {log})")
         try:
             yield localstack
         finally:
