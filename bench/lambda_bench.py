@@ -32,15 +32,14 @@ from pathlib import Path
 from bench.baselines.course_lambda_model import CourseModelService
 from bench.common import ROOT, bench_model
 from model_service.features import ride_features
+from model_service.kinesis.local_invoke import LocalContext, kinesis_event
 
-FIRST_SEQUENCE_NUMBER = 49630081666084879290581185630324770398608704880802529282
 
-
-def kinesis_event(n: int, seed: int = 0) -> dict:
+def ride_kinesis_event(n: int, seed: int = 0) -> dict:
+    """``n`` random valid rides, as Lambda would deliver them from the input stream."""
     rng = random.Random(seed)
-    records = []
-    for i in range(n):
-        ride = {
+    rides = (
+        {
             "ride": {
                 "PULocationID": rng.randint(1, 265),
                 "DOLocationID": rng.randint(1, 265),
@@ -48,28 +47,9 @@ def kinesis_event(n: int, seed: int = 0) -> dict:
             },
             "ride_id": i,
         }
-        sequence = str(FIRST_SEQUENCE_NUMBER + i)
-        records.append(
-            {
-                "kinesis": {
-                    "partitionKey": str(i),
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(json.dumps(ride).encode()).decode(),
-                    "approximateArrivalTimestamp": 1654161514.132,
-                },
-                "eventSource": "aws:kinesis",
-                "eventID": f"shardId-000000000000:{sequence}",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/ride_events",
-            }
-        )
-    return {"Records": records}
-
-
-class Context:
-    function_name = "bench"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
+        for i in range(n)
+    )
+    return kinesis_event(json.dumps(ride).encode() for ride in rides)
 
 
 def best_of(runs: int, fn: Callable[[], object]) -> float:
@@ -143,15 +123,16 @@ def main() -> None:
         vectorizer, regressor = pickle.loads(model.read_bytes())
         version = lambda_function.service.version
         course = CourseModelService(vectorizer, regressor, version)
-        event = kinesis_event(n)
+        event = ride_kinesis_event(n)
 
         ours = [
-            p["prediction"]["ride_duration"] for p in lambda_function.lambda_handler(event, Context())["predictions"]
+            p["prediction"]["ride_duration"]
+            for p in lambda_function.lambda_handler(event, LocalContext())["predictions"]
         ]
         theirs = [p["prediction"]["ride_duration"] for p in course.lambda_handler(event)["predictions"]]
         assert ours == theirs, "the handler must predict what the course's per-record loop predicts"
 
-        handler_s = best_of(args.runs, lambda: json.dumps(lambda_function.lambda_handler(event, Context())))
+        handler_s = best_of(args.runs, lambda: json.dumps(lambda_function.lambda_handler(event, LocalContext())))
         course_s = best_of(max(1, args.runs // 2), lambda: json.dumps(course.lambda_handler(event)))
         floor_s = best_of(args.runs, lambda: floor(event, vectorizer, regressor, version))
         cold_s, rss_mib = cold_start({**os.environ, **env}, runs=3)

@@ -18,7 +18,6 @@ goes under ``--workdir``, the project root by default.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import signal
@@ -84,6 +83,7 @@ def ensure_model() -> str:
 def offline(model_uri: str) -> None:
     os.environ.update({"MODEL_URI": model_uri, "TEST_RUN": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
     import lambda_function
+    from model_service.kinesis.local_invoke import LocalContext, kinesis_event
 
     rides = [
         {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}, "ride_id": 256},
@@ -91,27 +91,8 @@ def offline(model_uri: str) -> None:
         {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": -1}, "ride_id": 258},
         "this is not JSON",
     ]
-    records = []
-    for i, ride in enumerate(rides):
-        data = ride.encode() if isinstance(ride, str) else json.dumps(ride).encode()
-        sequence = str(49630081666084879290581185630324770398608704880802529282 + i)
-        records.append(
-            {
-                "kinesis": {
-                    "partitionKey": str(i),
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(data).decode(),
-                },
-                "eventID": f"shardId-000000000000:{sequence}",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/ride_events",
-            }
-        )
-
-    class Context:
-        function_name, memory_limit_in_mb, aws_request_id = "demo", 1024, "demo"
-        invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:demo"
-
-    response = lambda_function.lambda_handler({"Records": records}, Context())
+    payloads = (ride.encode() if isinstance(ride, str) else json.dumps(ride).encode() for ride in rides)
+    response = lambda_function.lambda_handler(kinesis_event(payloads), LocalContext())
     print(f"\nmodel {model_uri} (version {lambda_function.service.version})")
     for event in response["predictions"]:
         print(f"  prediction  ride {event['prediction']['ride_id']}: {event['prediction']['ride_duration']:.2f} min")

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from model_service.kinesis.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from tests.conftest import DEAD_LETTERS, DECISIONS, PREDICTIONS
-from tests.factories import FIRST_SEQUENCE_NUMBER, LambdaContext, kinesis_event, raw_kinesis_event, ride_payload
+from tests.factories import kinesis_event, raw_kinesis_event, ride_payload
 from tests.fakes import FlakyKinesis, read_events, read_stream, without_backoff
 
 
@@ -25,18 +26,18 @@ def decide(load_function):
 
 
 def test_ride_over_the_threshold_is_flagged_long(decide, kinesis):
-    decide.lambda_handler(kinesis_event([prediction(duration=45.0)]), LambdaContext())
+    decide.lambda_handler(kinesis_event([prediction(duration=45.0)]), LocalContext())
     (decision,) = read_events(kinesis, DECISIONS)
     assert (decision["decision"], decision["ride_id"], decision["threshold_minutes"]) == ("long_ride", 256, 30.0)
 
 
 def test_ride_at_or_under_the_threshold_passes_as_normal(decide, kinesis):
-    decide.lambda_handler(kinesis_event([prediction(duration=30.0), prediction(duration=5)]), LambdaContext())
+    decide.lambda_handler(kinesis_event([prediction(duration=30.0), prediction(duration=5)]), LocalContext())
     assert [d["decision"] for d in read_events(kinesis, DECISIONS)] == ["normal", "normal"]
 
 
 def test_decision_carries_the_prediction_and_model(decide, kinesis):
-    decide.lambda_handler(kinesis_event([prediction(ride_id="r-9", duration=12.5)]), LambdaContext())
+    decide.lambda_handler(kinesis_event([prediction(ride_id="r-9", duration=12.5)]), LocalContext())
     (decision,) = read_events(kinesis, DECISIONS)
     assert decision["predicted_duration"] == 12.5
     assert decision["model"] == {"name": "ride_duration_prediction_model", "version": "1"}
@@ -45,7 +46,7 @@ def test_decision_carries_the_prediction_and_model(decide, kinesis):
 
 def test_repeated_prediction_event_gives_the_same_decision_event_id(decide, kinesis):
     """Idempotent on event_id: a redelivered prediction is recognisable downstream."""
-    decide.lambda_handler(kinesis_event([prediction(), prediction()]), LambdaContext())
+    decide.lambda_handler(kinesis_event([prediction(), prediction()]), LocalContext())
     first, again = read_events(kinesis, DECISIONS)
     assert first == again
     assert first["event_id"] == "ride_events:shardId-000000000000:1/decision"
@@ -54,7 +55,7 @@ def test_repeated_prediction_event_gives_the_same_decision_event_id(decide, kine
 def test_prediction_without_event_id_is_identified_by_its_stream_position(decide, kinesis):
     event = prediction()
     del event["event_id"]
-    decide.lambda_handler(kinesis_event([event]), LambdaContext())
+    decide.lambda_handler(kinesis_event([event]), LocalContext())
     (decision,) = read_events(kinesis, DECISIONS)
     assert decision["event_id"] == f"ride_events:shardId-000000000000:{FIRST_SEQUENCE_NUMBER}/decision"
 
@@ -70,7 +71,7 @@ def test_prediction_without_event_id_is_identified_by_its_stream_position(decide
 )
 def test_bad_prediction_event_goes_to_dead_letters_and_the_rest_is_decided(decide, kinesis, bad):
     good = base64.b64encode(json.dumps(prediction()).encode()).decode()
-    response = decide.lambda_handler(raw_kinesis_event([good, base64.b64encode(bad).decode()]), LambdaContext())
+    response = decide.lambda_handler(raw_kinesis_event([good, base64.b64encode(bad).decode()]), LocalContext())
     assert response == {"batchItemFailures": []}
     assert len(read_events(kinesis, DECISIONS)) == 1
     (dead,) = read_events(kinesis, DEAD_LETTERS)
@@ -82,13 +83,13 @@ def test_unpublishable_decision_reports_its_sequence_number(decide, kinesis):
     without_backoff(decide)
     decide.processor.publishers.output.client = FlakyKinesis(kinesis, fail=lambda data, attempt: b'"ride_id":2' in data)
     events = [prediction(ride_id=i, event_id=f"e{i}") for i in range(4)]
-    response = decide.lambda_handler(kinesis_event(events), LambdaContext())
+    response = decide.lambda_handler(kinesis_event(events), LocalContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
 
 
 def test_test_run_returns_decisions_and_publishes_nothing(load_function, kinesis):
     decide = load_function("decision_function", TEST_RUN="true")
-    response = decide.lambda_handler(kinesis_event([prediction(duration=99)]), LambdaContext())
+    response = decide.lambda_handler(kinesis_event([prediction(duration=99)]), LocalContext())
     assert [d["decision"] for d in response["decisions"]] == ["long_ride"]
     assert read_stream(kinesis, DECISIONS) == []
 
@@ -96,11 +97,11 @@ def test_test_run_returns_decisions_and_publishes_nothing(load_function, kinesis
 def test_predictions_flow_into_decisions_without_the_producer_knowing(load_function, kinesis):
     predict = load_function("lambda_function")
     rides = [ride_payload(ride_id=i, distance=d) for i, d in enumerate([0.5, 3.0, 120.0])]
-    predict.lambda_handler(kinesis_event(rides), LambdaContext())
+    predict.lambda_handler(kinesis_event(rides), LocalContext())
 
     predictions = read_events(kinesis, PREDICTIONS)
     decide = load_function("decision_function", LONG_RIDE_THRESHOLD_MINUTES="60")
-    decide.lambda_handler(kinesis_event(predictions), LambdaContext())
+    decide.lambda_handler(kinesis_event(predictions), LocalContext())
 
     decisions = {d["ride_id"]: d for d in read_events(kinesis, DECISIONS)}
     assert set(decisions) == {0, 1, 2}

@@ -6,7 +6,8 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
 from model_service.kinesis.decode import RejectedRecord, SourceRecord, decode_ride_event
-from tests.factories import FIRST_SEQUENCE_NUMBER, INPUT_STREAM, SHARD_ID, kinesis_event, ride_payload
+from model_service.kinesis.local_invoke import FIRST_SEQUENCE_NUMBER, INPUT_STREAM, SHARD_ID
+from tests.factories import kinesis_event, ride_payload
 
 
 def b64(data: bytes) -> str:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import LambdaContext, kinesis_event, raw_kinesis_event
+from model_service.kinesis.local_invoke import LocalContext
+from tests.factories import kinesis_event, raw_kinesis_event
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -53,7 +54,7 @@ def accounted_ids(response) -> list[str]:
 @given(st.lists(payloads, min_size=1, max_size=20))
 def test_any_record_bytes_end_as_a_prediction_or_a_dead_letter(handler, batch):
     event = kinesis_event(batch)
-    response = handler.lambda_handler(event, LambdaContext())
+    response = handler.lambda_handler(event, LocalContext())
     expected = [f"ride_events:{r['eventID']}" for r in event["Records"]]
     assert sorted(accounted_ids(response)) == sorted(expected)
     json.dumps(response, allow_nan=False)  # what Lambda returns must be strict JSON
@@ -63,12 +64,12 @@ def test_any_record_bytes_end_as_a_prediction_or_a_dead_letter(handler, batch):
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=10))
 def test_any_data_field_text_ends_as_a_prediction_or_a_dead_letter(handler, datas):
     event = raw_kinesis_event(datas)
-    response = handler.lambda_handler(event, LambdaContext())
+    response = handler.lambda_handler(event, LocalContext())
     assert len(accounted_ids(response)) == len(datas)
 
 
 def test_valid_rides_among_garbage_are_all_predicted(handler):
     garbage = base64.b64encode(b"\x00garbage").decode()
     ride = base64.b64encode(b'{"ride":{"PULocationID":1,"DOLocationID":2,"trip_distance":1.0},"ride_id":1}').decode()
-    response = handler.lambda_handler(raw_kinesis_event([garbage, ride, garbage, ride]), LambdaContext())
+    response = handler.lambda_handler(raw_kinesis_event([garbage, ride, garbage, ride]), LocalContext())
     assert (len(response["predictions"]), len(response["dead_letters"])) == (2, 2)

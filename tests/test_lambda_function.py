@@ -6,11 +6,12 @@ import re
 
 import pytest
 
+from model_service.kinesis.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from model_service.model_loader import ModelLoadError
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
 from tests.conftest import DEAD_LETTERS, PREDICTIONS, shared_path
-from tests.factories import FIRST_SEQUENCE_NUMBER, LambdaContext, kinesis_event, raw_kinesis_event, ride_payload
+from tests.factories import kinesis_event, raw_kinesis_event, ride_payload
 from tests.fakes import FlakyKinesis, read_events, without_backoff
 
 BAD_RECORDS = {
@@ -44,7 +45,7 @@ def handler(load_handler):
 
 def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, kinesis, model_bin):
     rides = [ride_payload(ride_id=i, pu=10 + i, do=50, distance=1.5 * i) for i in range(1, 6)]
-    response = handler.lambda_handler(kinesis_event(rides), LambdaContext())
+    response = handler.lambda_handler(kinesis_event(rides), LocalContext())
 
     assert response == {"batchItemFailures": []}
     events = sorted(read_events(kinesis, PREDICTIONS), key=lambda e: e["prediction"]["ride_id"])
@@ -54,7 +55,7 @@ def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, ki
 
 
 def test_prediction_event_keeps_the_course_shape_and_adds_event_id(handler, kinesis):
-    handler.lambda_handler(kinesis_event([ride_payload()]), LambdaContext())
+    handler.lambda_handler(kinesis_event([ride_payload()]), LocalContext())
     (event,) = read_events(kinesis, PREDICTIONS)
     assert set(event) == {"model", "version", "prediction", "event_id"}
     assert event["model"] == "ride_duration_prediction_model"
@@ -69,14 +70,14 @@ def test_prediction_is_partitioned_by_ride_id(handler, kinesis):
     seen = []
     original = flaky.put_records
     flaky.put_records = lambda **kw: seen.extend(e["PartitionKey"] for e in kw["Records"]) or original(**kw)
-    handler.lambda_handler(kinesis_event([ride_payload(ride_id="r-1"), ride_payload(ride_id=7)]), LambdaContext())
+    handler.lambda_handler(kinesis_event([ride_payload(ride_id="r-1"), ride_payload(ride_id=7)]), LocalContext())
     assert seen == ["r-1", "7"]
 
 
 @pytest.mark.parametrize("kind", list(BAD_RECORDS))
 def test_bad_record_goes_to_dead_letters_while_the_rest_is_predicted(handler, kinesis, kind):
     event = raw_kinesis_event([encoded(ride_payload(ride_id=1)), BAD_RECORDS[kind], encoded(ride_payload(ride_id=2))])
-    response = handler.lambda_handler(event, LambdaContext())
+    response = handler.lambda_handler(event, LocalContext())
 
     assert response == {"batchItemFailures": []}
     assert sorted(e["prediction"]["ride_id"] for e in read_events(kinesis, PREDICTIONS)) == [1, 2]
@@ -88,14 +89,14 @@ def test_bad_record_goes_to_dead_letters_while_the_rest_is_predicted(handler, ki
 
 def test_every_bad_kind_in_one_batch_is_accounted_for(handler, kinesis):
     event = raw_kinesis_event([*BAD_RECORDS.values(), encoded(ride_payload())])
-    handler.lambda_handler(event, LambdaContext())
+    handler.lambda_handler(event, LocalContext())
     dead = read_events(kinesis, DEAD_LETTERS)
     assert len(dead) == len(BAD_RECORDS)
     assert len(read_events(kinesis, PREDICTIONS)) == 1
 
 
 def test_dead_letter_says_which_field_and_why(handler, kinesis):
-    handler.lambda_handler(raw_kinesis_event([BAD_RECORDS["negative distance"]]), LambdaContext())
+    handler.lambda_handler(raw_kinesis_event([BAD_RECORDS["negative distance"]]), LocalContext())
     (dead,) = read_events(kinesis, DEAD_LETTERS)
     assert dead["stage"] == "validate"
     assert dead["errors"][0]["field"] == "ride.trip_distance"
@@ -107,7 +108,7 @@ def test_dead_letter_says_which_field_and_why(handler, kinesis):
 def test_test_run_returns_the_events_and_publishes_nothing(load_handler, kinesis):
     handler = load_handler(TEST_RUN="true")
     event = raw_kinesis_event([encoded(ride_payload(ride_id=256)), BAD_RECORDS["not JSON"]])
-    response = handler.lambda_handler(event, LambdaContext())
+    response = handler.lambda_handler(event, LocalContext())
 
     assert [p["prediction"]["ride_id"] for p in response["predictions"]] == [256]
     assert len(response["dead_letters"]) == 1
@@ -120,14 +121,14 @@ def test_test_run_returns_the_events_and_publishes_nothing(load_handler, kinesis
 def test_course_event_through_the_course_model_gives_the_course_prediction(load_handler):
     handler = load_handler(MODEL_URI=str(shared_path("models/lin_reg.bin")), TEST_RUN="true")
     event = json.loads(shared_path("events/course-kinesis-event.json").read_text())
-    (prediction,) = handler.lambda_handler(event, LambdaContext())["predictions"]
+    (prediction,) = handler.lambda_handler(event, LocalContext())["predictions"]
     assert prediction["prediction"] == {"ride_duration": pytest.approx(12.7855, abs=1e-4), "ride_id": 256}
 
 
 def test_throttled_entries_are_retried_until_published(handler, kinesis):
     without_backoff(handler)
     handler.processor.publishers.output.client = FlakyKinesis(kinesis, fail=lambda data, attempt: attempt <= 2)
-    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(4)]), LambdaContext())
+    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(4)]), LocalContext())
     assert response == {"batchItemFailures": []}
     assert len(read_events(kinesis, PREDICTIONS)) == 4
 
@@ -138,7 +139,7 @@ def test_unpublishable_predictions_report_the_lowest_sequence_number(handler, ki
     handler.processor.publishers.output.client = FlakyKinesis(
         kinesis, fail=lambda data, attempt: any(d in data for d in doomed)
     )
-    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(7)]), LambdaContext())
+    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(7)]), LocalContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 3)}]}
     assert sorted(e["prediction"]["ride_id"] for e in read_events(kinesis, PREDICTIONS)) == [0, 1, 2, 4, 6]
 
@@ -147,7 +148,7 @@ def test_unpublishable_dead_letter_is_reported_so_it_is_not_lost(handler, kinesi
     without_backoff(handler)
     handler.processor.publishers.dead_letters.client = FlakyKinesis(kinesis, fail=lambda data, attempt: True)
     event = raw_kinesis_event([encoded(ride_payload()), encoded(ride_payload()), BAD_RECORDS["not JSON"]])
-    response = handler.lambda_handler(event, LambdaContext())
+    response = handler.lambda_handler(event, LocalContext())
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
 
 
@@ -157,7 +158,7 @@ def test_a_failing_model_fails_the_whole_batch(handler, monkeypatch):
 
     monkeypatch.setattr(handler.service._model.predictor, "predict", broken)
     with pytest.raises(MemoryError):
-        handler.lambda_handler(kinesis_event([ride_payload()]), LambdaContext())
+        handler.lambda_handler(kinesis_event([ride_payload()]), LocalContext())
 
 
 def test_a_model_that_cannot_load_fails_the_container_start_naming_the_uri(load_handler, tmp_path):
@@ -166,7 +167,7 @@ def test_a_model_that_cannot_load_fails_the_container_start_naming_the_uri(load_
 
 
 def test_batch_metrics_are_emitted_as_cloudwatch_emf(handler, capsys):
-    handler.lambda_handler(raw_kinesis_event([encoded(ride_payload()), BAD_RECORDS["not JSON"]]), LambdaContext())
+    handler.lambda_handler(raw_kinesis_event([encoded(ride_payload()), BAD_RECORDS["not JSON"]]), LocalContext())
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     (metrics,) = emf
     assert (metrics["RecordsIn"], metrics["Predictions"], metrics["DeadLetters"]) == ([2.0], [1.0], [1.0])
@@ -174,12 +175,12 @@ def test_batch_metrics_are_emitted_as_cloudwatch_emf(handler, capsys):
 
 
 def test_empty_batch_is_fine(handler):
-    assert handler.lambda_handler({"Records": []}, LambdaContext()) == {"batchItemFailures": []}
+    assert handler.lambda_handler({"Records": []}, LocalContext()) == {"batchItemFailures": []}
 
 
 def test_oversized_poison_record_is_dead_lettered_with_its_payload_truncated(handler, kinesis):
     huge = base64.b64encode(b"x" * 900_000).decode()
-    response = handler.lambda_handler(raw_kinesis_event([huge]), LambdaContext())
+    response = handler.lambda_handler(raw_kinesis_event([huge]), LocalContext())
     assert response == {"batchItemFailures": []}
     (dead,) = read_events(kinesis, DEAD_LETTERS)
     assert dead["raw_data_truncated"] is True

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from model_service.kinesis.decode import SourceRecord, decode_ride_event
 from model_service.kinesis.events import prediction_event
-from model_service.kinesis.processor import OutputEvent, Publishers, StreamBatchProcessor
+from model_service.kinesis.processor import OutputEvent, StreamBatchProcessor
+from model_service.kinesis.publish import Publishers
 from model_service.schema import RideEvent
 from model_service.service import PredictionService
 
