@@ -64,16 +64,12 @@ RIDE = TypeAdapter(Ride)
 RIDE_EVENT = TypeAdapter(RideEvent)
 
 
-def format_errors(errors: list[dict[str, str]]) -> str:
-    return "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
-
-
 class InvalidRide(ValueError):
     """Input that breaks the schema, with one ``field: reason`` per problem."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         self.errors = errors
-        super().__init__(format_errors(errors))
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
 
 
 def _describe(error: Any) -> dict[str, str]:
@@ -97,6 +93,24 @@ def validate(adapter: TypeAdapter[Shape], data: Any) -> Shape:
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
+        raise InvalidRide(describe_errors(exc)) from None
+
+
+class InvalidJson(ValueError):
+    """Text that is not JSON at all; the message is the parser's, with its position."""
+
+
+def validate_json(adapter: TypeAdapter[Shape], text: str) -> Shape:
+    """Parse and validate JSON text in one pass (about half the cost of ``json.loads`` then validation).
+
+    Raises InvalidJson for text that is not JSON, InvalidRide for JSON that breaks the schema.
+    """
+    try:
+        return adapter.validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise InvalidJson(first["msg"].removeprefix("Invalid JSON: ")) from None
         raise InvalidRide(describe_errors(exc)) from None
 
 
