@@ -1,4 +1,4 @@
-"""What both benchmarks share: the model they serve and a free loopback port."""
+"""What the benchmarks share: the model they serve and a free loopback port."""
 
 from __future__ import annotations
 
@@ -18,16 +18,28 @@ def bench_model(workdir: Path) -> tuple[Path, str]:
     """
     if COURSE_MODEL.exists():
         return COURSE_MODEL, f"course model {COURSE_MODEL}"
+    path = workdir / "lin_reg.bin"
+    path.write_bytes(pickle.dumps(tuple(step for _, step in generated_pipeline().steps)))
+    return path, "linear model trained on 50,000 generated trips (../shared is absent)"
+
+
+def generated_pipeline():
+    """DictVectorizer + LinearRegression fitted on 50,000 generated TLC-shaped trips, as training fits it."""
     from model_service.features import features_for_frame
     from model_service.sample_data import make_trips
     from model_service.training import build_pipeline
     from model_service.trips import add_duration
 
     trips = add_duration(make_trips(50_000, seed=0))
-    pipeline = build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
-    path = workdir / "lin_reg.bin"
-    path.write_bytes(pickle.dumps(tuple(step for _, step in pipeline.steps)))
-    return path, "linear model trained on 50,000 generated trips (../shared is absent)"
+    return build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
+
+
+def save_mlflow_model(pipeline, path: Path) -> Path:
+    """The pipeline as the MLflow model directory the functions load (skops, as training logs it)."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(pipeline, str(path), pip_requirements=["scikit-learn"])
+    return path
 
 
 def free_port() -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, free_port
+from bench.common import ROOT, free_port, generated_pipeline, save_mlflow_model
 
 sys.path.insert(0, str(ROOT / "integration-test"))
 
@@ -47,21 +47,6 @@ STACK_NAME = "ride-duration-e2e-bench"
 LATENCY_POLL_SECONDS = 0.05
 BURST_POLL_SECONDS = 0.25
 WAIT_SECONDS = 120
-
-
-def save_model(workdir: Path) -> Path:
-    """A linear model trained on generated trips, saved as the MLflow directory the function loads from S3."""
-    import mlflow.sklearn
-
-    from model_service.features import features_for_frame
-    from model_service.training import build_pipeline
-    from model_service.trips import add_duration
-
-    trips = add_duration(make_trips(50_000, seed=0))
-    pipeline = build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
-    path = workdir / "model"
-    mlflow.sklearn.save_model(pipeline, str(path), pip_requirements=["scikit-learn"])
-    return path
 
 
 class FirstSeen(threading.Thread):
@@ -135,7 +120,7 @@ def main() -> None:
             }
         )
         clients = local_aws.Clients(localstack.endpoint)
-        local_aws.upload_model(clients, save_model(Path(tmp)))
+        local_aws.upload_model(clients, save_mlflow_model(generated_pipeline(), Path(tmp) / "model"))
         deployed_at = time.monotonic()
         stack = local_aws.deploy(clients, STACK_NAME, parameters)
         print(f"deployed template.yaml in {time.monotonic() - deployed_at:.1f} s", flush=True)

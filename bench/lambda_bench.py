@@ -29,8 +29,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sklearn.pipeline import make_pipeline
+
 from bench.baselines.course_lambda_model import CourseModelService
-from bench.common import ROOT, bench_model
+from bench.common import ROOT, bench_model, save_mlflow_model
 from model_service.features import ride_features
 from model_service.kinesis.local_invoke import LocalContext, kinesis_event
 
@@ -98,15 +100,6 @@ def cold_start(env: dict[str, str], runs: int) -> tuple[float, float]:
     return statistics.median(s[0] for s in samples), max(s[1] for s in samples)
 
 
-def save_as_mlflow_model(vectorizer, regressor, path: Path) -> Path:
-    """The same model as an MLflow directory, the way training logs it (a sklearn pipeline, skops)."""
-    import mlflow.sklearn
-    from sklearn.pipeline import make_pipeline
-
-    mlflow.sklearn.save_model(make_pipeline(vectorizer, regressor), str(path), pip_requirements=["scikit-learn"])
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
@@ -136,7 +129,7 @@ def main() -> None:
         course_s = best_of(max(1, args.runs // 2), lambda: json.dumps(course.lambda_handler(event)))
         floor_s = best_of(args.runs, lambda: floor(event, vectorizer, regressor, version))
         cold_s, rss_mib = cold_start({**os.environ, **env}, runs=3)
-        mlflow_dir = save_as_mlflow_model(vectorizer, regressor, Path(tmp) / "mlflow-model")
+        mlflow_dir = save_mlflow_model(make_pipeline(vectorizer, regressor), Path(tmp) / "mlflow-model")
         mlflow_cold_s, mlflow_rss_mib = cold_start({**os.environ, **env, "MODEL_URI": str(mlflow_dir)}, runs=3)
 
     print(f"model: {description}")
