@@ -27,7 +27,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from model_service.batch import month_paths, ride_id_prefix, score_file
-    from model_service.model_loader import ModelLoadError
+    from model_service.errors import ModelLoadError
     from model_service.service import PredictionService
 
     input_path, output_path = args.input, args.output

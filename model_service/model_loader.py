@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from model_service.errors import ModelLoadError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -26,10 +28,6 @@ if TYPE_CHECKING:
 PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle")
 
 logger = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """The model named by MODEL_URI cannot be served; the message says why and what to do."""
 
 
 class Predictor(Protocol):

@@ -15,6 +15,8 @@ from pydantic import ConfigDict, Field, PlainValidator, StrictInt, TypeAdapter, 
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
+from model_service.errors import FieldError, InvalidJson, SchemaViolation
+
 MAX_ZONE_ID = 265
 """TLC taxi zones are numbered 1..263, plus 264 and 265 for unknown and outside NYC."""
 
@@ -64,15 +66,7 @@ RIDE = TypeAdapter(Ride)
 RIDE_EVENT = TypeAdapter(RideEvent)
 
 
-class InvalidRide(ValueError):
-    """Input that breaks the schema, with one ``field: reason`` per problem."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
-
-
-def _describe(error: Any) -> dict[str, str]:
+def _describe(error: Any) -> FieldError:
     field = ".".join(str(part) for part in error["loc"]) or "<record>"
     reason = error["msg"]
     if error["type"] not in {"missing", "model_type", "model_attributes_type", "dict_type"}:
@@ -83,27 +77,23 @@ def _describe(error: Any) -> dict[str, str]:
     return {"field": field, "reason": reason}
 
 
-def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
+def describe_errors(exc: ValidationError) -> list[FieldError]:
     """pydantic's errors as ``{"field": "ride.trip_distance", "reason": "... (got -1)"}``."""
     return [_describe(e) for e in exc.errors()]
 
 
 def validate(adapter: TypeAdapter[Shape], data: Any) -> Shape:
-    """Validate decoded JSON against a schema; raise InvalidRide naming each bad field."""
+    """Validate decoded JSON against a schema; raise SchemaViolation naming each bad field."""
     try:
         return adapter.validate_python(data)
     except ValidationError as exc:
-        raise InvalidRide(describe_errors(exc)) from None
-
-
-class InvalidJson(ValueError):
-    """Text that is not JSON at all; the message is the parser's, with its position."""
+        raise SchemaViolation(describe_errors(exc)) from None
 
 
 def validate_json(adapter: TypeAdapter[Shape], text: str) -> Shape:
     """Parse and validate JSON text in one pass (about half the cost of ``json.loads`` then validation).
 
-    Raises InvalidJson for text that is not JSON, InvalidRide for JSON that breaks the schema.
+    Raises InvalidJson for text that is not JSON, SchemaViolation for JSON that breaks the schema.
     """
     try:
         return adapter.validate_json(text)
@@ -111,7 +101,7 @@ def validate_json(adapter: TypeAdapter[Shape], text: str) -> Shape:
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
             raise InvalidJson(first["msg"].removeprefix("Invalid JSON: ")) from None
-        raise InvalidRide(describe_errors(exc)) from None
+        raise SchemaViolation(describe_errors(exc)) from None
 
 
 def validate_ride_event(data: Any) -> RideEvent:

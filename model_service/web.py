@@ -21,18 +21,11 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 from model_service.config import Settings
-from model_service.schema import InvalidRide, Ride, validate_ride, validate_ride_event
+from model_service.errors import BadRequestBody, SchemaViolation
+from model_service.schema import Ride, validate_ride, validate_ride_event
 from model_service.service import PredictionService
 
 logger = logging.getLogger(__name__)
-
-
-class BadRequestBody(ValueError):
-    """A body that cannot be predicted; ``errors`` says which field of which ride and why."""
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or []
 
 
 def _parse_ride(data: Any) -> tuple[Ride, Any]:
@@ -44,8 +37,8 @@ def _parse_ride(data: Any) -> tuple[Ride, Any]:
         # Validate the id by the event schema's rules, reporting fields as the client wrote them.
         try:
             event = validate_ride_event({"ride": data, "ride_id": data["ride_id"]})
-        except InvalidRide as exc:
-            raise InvalidRide([{**e, "field": e["field"].removeprefix("ride.")} for e in exc.errors]) from None
+        except SchemaViolation as exc:
+            raise SchemaViolation([{**e, "field": e["field"].removeprefix("ride.")} for e in exc.errors]) from None
         return event["ride"], event["ride_id"]
     return validate_ride(data), None
 
@@ -56,7 +49,7 @@ def _parse_rides(body: Any) -> list[tuple[Ride, Any]]:
     for index, item in enumerate(body):
         try:
             parsed.append(_parse_ride(item))
-        except InvalidRide as exc:
+        except SchemaViolation as exc:
             errors.extend({"index": index, **e} for e in exc.errors)
     if errors:
         summary = "; ".join(f"[{e['index']}].{e['field']}: {e['reason']}" for e in errors)
@@ -99,7 +92,7 @@ def create_app(service: PredictionService | None = None, settings: Settings | No
             raise BadRequestBody(f"body must be a ride object or a list of rides, not {json.dumps(body)[:40]}")
         try:
             ride, ride_id = _parse_ride(body)
-        except InvalidRide as exc:
+        except SchemaViolation as exc:
             raise BadRequestBody(f"invalid ride: {exc}", exc.errors) from None
         (duration,) = service.predict([ride])
         return jsonify(**_prediction(duration, ride_id), model_version=service.version)

@@ -16,8 +16,9 @@ import pytest
 
 from model_service.batch import month_paths, score_file
 from model_service.cli import main
+from model_service.errors import SchemaViolation
 from model_service.sample_data import make_trips
-from model_service.schema import InvalidRide, validate_ride
+from model_service.schema import validate_ride
 from model_service.service import PredictionService
 from tests.conftest import shared_path
 
@@ -156,7 +157,7 @@ def schema_accepts(pu: float, distance: float) -> bool:
     zone = int(pu) if math.isfinite(pu) and pu.is_integer() else pu
     try:
         validate_ride({"PULocationID": zone, "DOLocationID": 205, "trip_distance": distance})
-    except InvalidRide:
+    except SchemaViolation:
         return False
     return True
 

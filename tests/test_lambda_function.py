@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from model_service.errors import ModelLoadError
 from model_service.kinesis.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
-from model_service.model_loader import ModelLoadError
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
 from tests.conftest import DEAD_LETTERS, PREDICTIONS, shared_path

@@ -7,7 +7,8 @@ import re
 import boto3
 import pytest
 
-from model_service.model_loader import ModelLoadError, load_model
+from model_service.errors import ModelLoadError
+from model_service.model_loader import load_model
 from model_service.schema import validate_ride
 from tests.conftest import shared_path
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from model_service.cli import main
-from model_service.kinesis.decode import RejectedRecord, decode_ride_event
+from model_service.errors import RejectedRecord
+from model_service.kinesis.decode import decode_ride_event
 from model_service.kinesis.producer import (
     MALFORMED,
     RideRecord,

@@ -4,12 +4,13 @@ import math
 
 import pytest
 
-from model_service.schema import MAX_TRIP_DISTANCE_MILES, InvalidRide, validate_ride, validate_ride_event
+from model_service.errors import SchemaViolation
+from model_service.schema import MAX_TRIP_DISTANCE_MILES, validate_ride, validate_ride_event
 from tests.factories import ride_payload
 
 
 def rejection(payload) -> dict[str, str]:
-    with pytest.raises(InvalidRide) as raised:
+    with pytest.raises(SchemaViolation) as raised:
         validate_ride_event(payload)
     assert len(raised.value.errors) == 1, raised.value.errors
     return raised.value.errors[0]
@@ -104,7 +105,7 @@ def test_json_array_is_rejected_as_a_whole_record():
 
 
 def test_every_bad_field_is_reported_at_once():
-    with pytest.raises(InvalidRide) as raised:
+    with pytest.raises(SchemaViolation) as raised:
         validate_ride_event({"ride": {"PULocationID": "x", "trip_distance": -1}})
     fields = {e["field"] for e in raised.value.errors}
     assert fields == {"ride_id", "ride.PULocationID", "ride.DOLocationID", "ride.trip_distance"}

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from pydantic import TypeAdapter
 
-from model_service.schema import RIDE_EVENT, InvalidJson, InvalidRide, RideEvent, Shape, validate_json
+from model_service.errors import InvalidJson, RejectedRecord, SchemaViolation
+from model_service.schema import RIDE_EVENT, RideEvent, Shape, validate_json
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is 4x slower to build, and one is built per record
@@ -49,16 +50,6 @@ class SourceRecord:
         )
 
 
-class RejectedRecord(ValueError):
-    """A record that can never become a prediction; retrying it would only block its shard."""
-
-    def __init__(self, stage: str, reason: str, errors: list[dict[str, str]] | None = None) -> None:
-        self.stage = stage
-        self.reason = reason
-        self.errors = errors or []
-        super().__init__(f"{stage}: {reason}")
-
-
 def decode_text(data_b64: str) -> str:
     """base64 -> UTF-8 text, each failure named."""
     try:
@@ -78,7 +69,7 @@ def decode_as(schema: TypeAdapter[Shape], data_b64: str) -> Shape:
         return validate_json(schema, text)
     except InvalidJson as exc:
         raise RejectedRecord("decode", f"data is not valid JSON ({exc})") from None
-    except InvalidRide as exc:
+    except SchemaViolation as exc:
         raise RejectedRecord("validate", str(exc), exc.errors) from None
 
 

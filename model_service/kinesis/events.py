@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_service.config import MODEL_NAME
-from model_service.kinesis.decode import RejectedRecord, SourceRecord
+from model_service.errors import RejectedRecord
+from model_service.kinesis.decode import SourceRecord
 
 MAX_RAW_DATA_CHARS = 512 * 1024
 """Raw payload kept in a dead letter; keeps the dead letter under Kinesis' 1 MiB record limit."""

@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from model_service.kinesis.decode import RejectedRecord, SourceRecord
+from model_service.errors import RejectedRecord
+from model_service.kinesis.decode import SourceRecord
 from model_service.kinesis.events import dead_letter_event, outbound
 from model_service.kinesis.publish import KinesisPublisher, Publishers
 

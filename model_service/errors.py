@@ -1,0 +1,60 @@
+"""Every error the service raises on purpose, under one base class.
+
+An adapter catches ``ServiceError`` (or one of its kinds) and turns it into its
+own answer: a dead letter on Kinesis, a 400 on the web, exit code 2 in the
+command line. Anything else that escapes is a bug or an outage, never the
+input's fault, and is left to fail loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+
+class FieldError(TypedDict):
+    """One problem with one field: ``{"field": "ride.trip_distance", "reason": "... (got -1)"}``."""
+
+    field: str
+    reason: str
+
+
+class ServiceError(Exception):
+    """Base of the service's own errors; the message always says what is wrong and where."""
+
+
+class SchemaViolation(ServiceError, ValueError):
+    """Decoded input (a ride, a ride event, a prediction event) that breaks its schema, one entry per field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+
+
+class InvalidJson(ServiceError, ValueError):
+    """Text that is not JSON at all; the message is the parser's, with its position."""
+
+
+Stage = Literal["decode", "validate", "publish"]
+"""Where a record was refused: its bytes (decode), its content (validate), or Kinesis (publish)."""
+
+
+class RejectedRecord(ServiceError, ValueError):
+    """A record that can never become an output event; retrying it would only block its shard."""
+
+    def __init__(self, stage: Stage, reason: str, errors: list[FieldError] | None = None) -> None:
+        self.stage: Stage = stage
+        self.reason = reason
+        self.errors: list[FieldError] = errors or []
+        super().__init__(f"{stage}: {reason}")
+
+
+class ModelLoadError(ServiceError, RuntimeError):
+    """The model named by MODEL_URI cannot be served; the message says why and what to do."""
+
+
+class BadRequestBody(ServiceError, ValueError):
+    """A web request body that cannot be predicted; ``errors`` says which field of which ride and why."""
+
+    def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
