@@ -44,6 +44,7 @@ localstack-setup:
 lint: setup
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy
 
 infra-lint: $(TOOLS_STAMP)
 	bash tools/lint-infra.sh

@@ -40,7 +40,7 @@ preload_app = True
 control_socket_disable = True
 
 
-def when_ready(server) -> None:
+def when_ready(server: object) -> None:
     """After the preloaded app (and its model) is built, before the workers fork.
 
     The model lives as long as the server: frozen out of the cyclic GC, its

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import pandas as pd
@@ -236,7 +236,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _s3():
+def _s3() -> Any:
     import boto3
 
     return boto3.client("s3")

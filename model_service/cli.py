@@ -68,7 +68,14 @@ def _produce(args: argparse.Namespace) -> int:
     import threading
     from itertools import islice
 
-    from model_service.kinesis.producer import produce, rides_from_parquet, rides_from_trips, with_malformed
+    from model_service.kinesis.producer import (
+        ProduceReport,
+        RideRecord,
+        produce,
+        rides_from_parquet,
+        rides_from_trips,
+        with_malformed,
+    )
     from model_service.kinesis.publish import KinesisPublisher, kinesis_client
 
     if args.parquet:
@@ -81,7 +88,7 @@ def _produce(args: argparse.Namespace) -> int:
     publisher = KinesisPublisher(kinesis_client(), args.stream, max_attempts=args.max_attempts)
     shown_at = [0.0]
 
-    def progress(report, chunk) -> None:
+    def progress(report: ProduceReport, chunk: list[RideRecord]) -> None:
         if report.seconds - shown_at[0] >= 1:
             shown_at[0] = report.seconds
             rate = f"{report.rides_per_second:,.1f} rides/s"

@@ -8,6 +8,7 @@ input's fault, and is left to fail loudly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal, TypedDict
 
 
@@ -55,6 +56,6 @@ class ModelLoadError(ServiceError, RuntimeError):
 class BadRequestBody(ServiceError, ValueError):
     """A web request body that cannot be predicted; ``errors`` says which field of which ride and why."""
 
-    def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:
+    def __init__(self, message: str, errors: Sequence[Mapping[str, object]] = ()) -> None:
         super().__init__(message)
-        self.errors = errors or []
+        self.errors = list(errors)

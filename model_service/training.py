@@ -8,10 +8,14 @@ all in one sklearn pipeline so the logged model takes feature dicts directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from model_service.config import REGISTERED_MODEL_NAME
 from model_service.features import features_for_frame
 from model_service.trips import read_training_trips
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 EXPERIMENT_NAME = "ride-duration"
 MODEL_TYPES = ("linear", "random-forest")
@@ -28,7 +32,7 @@ class TrainingResult:
     registered_version: str | None
 
 
-def build_pipeline(model_type: str):
+def build_pipeline(model_type: str) -> Pipeline:
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LinearRegression

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from model_service.config import Settings
 from model_service.errors import BadRequestBody, SchemaViolation
@@ -113,7 +114,7 @@ def create_app(service: PredictionService | None = None, settings: Settings | No
         return jsonify(error=f"body larger than {settings.web_max_body_bytes} bytes"), 413
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> WerkzeugResponse:
         # Keeps the exception's status and headers (405's Allow), with a JSON body.
         response = exc.get_response()
         response.set_data(json.dumps({"error": exc.description or exc.name}))
@@ -126,6 +127,10 @@ def create_app(service: PredictionService | None = None, settings: Settings | No
         return jsonify(error="internal server error"), 500
 
     return app
+
+
+app: Flask
+"""Declared, not assigned: the first ``model_service.web.app`` goes through ``__getattr__`` below."""
 
 
 def __getattr__(name: str) -> Flask:
