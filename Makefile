@@ -39,7 +39,7 @@ setup: $(VENV_STAMP)
 
 # LocalStack in its own Python 3.13 virtualenv, with the Docker-free Lambda executor.
 localstack-setup:
-	bash integration-test/localstack/install.sh
+	bash local_stack/install.sh
 
 lint: setup
 	$(VENV_BIN)/ruff check .
@@ -53,21 +53,21 @@ unit: setup
 	$(VENV_BIN)/python -m pytest tests
 
 integration: setup localstack-setup
-	$(VENV_BIN)/python -m pytest integration-test
+	$(VENV_BIN)/python -m pytest local_stack/tests integration-test
 
 # One pytest run for unit and integration tests, so CI reads one closing summary.
 test: lint infra-lint localstack-setup
-	$(VENV_BIN)/python -m pytest tests integration-test
+	$(VENV_BIN)/python -m pytest tests local_stack/tests integration-test
 
 train: setup
-	$(VENV_BIN)/python scripts/demo.py train
+	$(VENV_BIN)/python -m scripts.demo train
 
 # LocalStack started, the model trained if there is none, template.yaml deployed, rides streamed, LocalStack stopped.
 demo: setup localstack-setup
-	$(VENV_BIN)/python scripts/demo.py local
+	$(VENV_BIN)/python -m scripts.demo local
 
 demo-offline: setup
-	$(VENV_BIN)/python scripts/demo.py offline
+	$(VENV_BIN)/python -m scripts.demo offline
 
 bench-lambda: setup
 	$(VENV_BIN)/python -m bench.lambda_bench

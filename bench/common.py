@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import socket
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +39,3 @@ def save_mlflow_model(pipeline, path: Path) -> Path:
 
     mlflow.sklearn.save_model(pipeline, str(path), pip_requirements=["scikit-learn"])
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

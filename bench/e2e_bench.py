@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -32,16 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, free_port, generated_pipeline, save_mlflow_model
-
-sys.path.insert(0, str(ROOT / "integration-test"))
-
-import local_aws
-
-from model_service.kinesis.producer import produce, rides_from_trips, with_malformed
+from bench.common import generated_pipeline, save_mlflow_model
+from local_stack import aws as local_aws
+from local_stack.server import free_port
 from model_service.kinesis.publish import KinesisPublisher, kinesis_client
-from model_service.kinesis.tail import StreamTail
 from model_service.sample_data import make_trips
+from stream_tools.producer import produce, rides_from_trips, with_malformed
+from stream_tools.tail import StreamTail
 
 STACK_NAME = "ride-duration-e2e-bench"
 LATENCY_POLL_SECONDS = 0.05
@@ -149,7 +145,7 @@ def main() -> None:
 
     print()
     overrides = ", ".join(args.param) or "none"
-    print("local stack: one shard per stream, functions as local processes (integration-test/lambda_local_executor)")
+    print("local stack: one shard per stream, functions as local processes (local_stack/lambda_local_executor)")
     print(f"template parameters overridden: {overrides}; LocalStack polls each shard once a second")
     print(f"\nlatency, {args.latency_rides} rides at {args.rate:g} rides/s, tails polling every 50 ms:")
     print(f"  put -> prediction read   {percentiles(to_prediction)}")

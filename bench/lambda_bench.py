@@ -34,7 +34,7 @@ from sklearn.pipeline import make_pipeline
 from bench.baselines.course_lambda_model import CourseModelService
 from bench.common import ROOT, bench_model, save_mlflow_model
 from model_service.features import ride_features
-from model_service.kinesis.local_invoke import LocalContext, kinesis_event
+from stream_tools.local_invoke import LocalContext, kinesis_event
 
 
 def ride_kinesis_event(n: int, seed: int = 0) -> dict:

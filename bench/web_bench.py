@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT, bench_model, free_port
+from bench.common import ROOT, bench_model
+from local_stack.server import free_port
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
@@ -83,6 +84,7 @@ async def client(port: int, request: bytes, deadline: float, latencies: list[flo
     while time.perf_counter() < deadline:
         if writer is None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert reader is not None
         start = time.perf_counter()
         status, keep_alive = await exchange(reader, writer, request)
         latencies.append(time.perf_counter() - start)

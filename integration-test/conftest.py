@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import local_aws
 import pytest
+
+from local_stack import aws as local_aws
+from local_stack.server import LOCALSTACK_HOME, free_port
 
 STACK_NAME = "ride-duration-it"
 
@@ -30,10 +32,10 @@ def phase(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def localstack(phase) -> Iterator:
-    log_path = local_aws.localstack_stack.LOCALSTACK_HOME / "integration-test.log"
+    log_path = LOCALSTACK_HOME / "integration-test.log"
     with ExitStack() as cleanup:
         with phase("LocalStack start"):
-            running = cleanup.enter_context(local_aws.running_localstack(local_aws.free_port(), log_path))
+            running = cleanup.enter_context(local_aws.running_localstack(free_port(), log_path))
         yield running
 
 

@@ -13,14 +13,14 @@ import socket
 import subprocess
 import sys
 
-from local_aws import PROJECT_ROOT, free_port
-
-DEMO = PROJECT_ROOT / "scripts" / "demo.py"
+from local_stack.aws import PROJECT_ROOT
+from local_stack.server import free_port
 
 
 def run_demo(workdir, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(DEMO), "local", "--workdir", str(workdir), *args],
+        [sys.executable, "-m", "scripts.demo", "local", "--workdir", str(workdir), *args],
+        cwd=PROJECT_ROOT,
         env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/mlflow.db"},
         capture_output=True,
         text=True,

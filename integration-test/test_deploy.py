@@ -1,4 +1,4 @@
-"""integration-test/deploy.py: the deploy step of the docker-compose setup, on the session's LocalStack.
+"""local_stack/deploy.py: the deploy step of the docker-compose setup, on the session's LocalStack.
 
 Community LocalStack in Docker cannot run Image functions, so deploy.py can
 turn them into Zip functions of the same code. The Docker-free LocalStack runs
@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import zipfile
 
-import deploy
 import pytest
-from local_aws import TEMPLATE, wait_until
 
-from model_service.kinesis.tail import StreamTail
+from local_stack import deploy
+from local_stack.aws import TEMPLATE, wait_until
+from stream_tools.tail import StreamTail
 
 
 @pytest.fixture(scope="module")

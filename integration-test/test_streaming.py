@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from local_aws import MODEL_BUCKET, upload_model, wait_until
 
-from model_service.kinesis.tail import StreamTail
+from local_stack.aws import MODEL_BUCKET, upload_model, wait_until
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
+from stream_tools.tail import StreamTail
 
 DELIVERY_TIMEOUT = 90
 

@@ -33,14 +33,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model_service.config import Settings
-from model_service.features import features_for_frame
+from model_service.features import FEATURE_COLUMNS
 from model_service.schema import MAX_TRIP_DISTANCE_MILES, MAX_ZONE_ID
 from model_service.trips import ID_COLUMNS, add_duration, timestamp_columns
 
 if TYPE_CHECKING:
     from model_service.service import PredictionService
-
-FEATURE_COLUMNS = (*ID_COLUMNS, "trip_distance")
 
 
 @dataclass(frozen=True)
@@ -68,11 +66,6 @@ def month_paths(input_template: str, output_template: str, *, taxi_type: str, ye
         return input_template.format(**fields), output_template.format(**fields)
     except (KeyError, IndexError) as exc:
         raise ValueError(f"path templates may use only {{taxi_type}}, {{year}} and {{month}}: {exc}") from None
-
-
-def ride_id_prefix(year: int, month: int) -> str:
-    """The course's ride ids are ``"2021/02_<row>"``; the prefix keeps them unique across months."""
-    return f"{year:04d}/{month:02d}_"
 
 
 def score_file(
@@ -156,7 +149,9 @@ def _score_chunk(
 
     predicted = np.full(len(trips), np.nan)
     if scorable.any():
-        predicted[scorable] = service.predict_features(features_for_frame(trips[scorable]))
+        predicted[scorable] = service.predict_columns(
+            pu.to_numpy()[scorable].astype("int64"), do.to_numpy()[scorable].astype("int64"), distance[scorable]
+        )
 
     row_numbers = pc.cast(pa.array(np.arange(first_row, first_row + len(trips))), pa.string())
     columns: dict[str, pa.Array] = {

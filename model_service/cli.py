@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from model_service.config import Settings
+from model_service.training import MODEL_TYPES
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -26,9 +27,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from model_service.batch import month_paths, ride_id_prefix, score_file
+    from model_service.batch import month_paths, score_file
     from model_service.errors import ModelLoadError
     from model_service.service import PredictionService
+    from model_service.trips import ride_id_prefix
 
     input_path, output_path = args.input, args.output
     have_month = args.year is not None and args.month is not None
@@ -68,7 +70,8 @@ def _produce(args: argparse.Namespace) -> int:
     import threading
     from itertools import islice
 
-    from model_service.kinesis.producer import (
+    from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+    from stream_tools.producer import (
         ProduceReport,
         RideRecord,
         produce,
@@ -76,7 +79,6 @@ def _produce(args: argparse.Namespace) -> int:
         rides_from_trips,
         with_malformed,
     )
-    from model_service.kinesis.publish import KinesisPublisher, kinesis_client
 
     if args.parquet:
         events, origin = rides_from_parquet(args.parquet), args.parquet
@@ -120,7 +122,7 @@ def _tail(args: argparse.Namespace) -> int:
     import time
 
     from model_service.kinesis.publish import kinesis_client
-    from model_service.kinesis.tail import StreamTail
+    from stream_tools.tail import StreamTail
 
     tail = StreamTail(kinesis_client(), args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -164,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train on TLC trip parquet and log the model to MLflow")
     train.add_argument("--train", required=True, help="training trips (TLC parquet), e.g. January")
     train.add_argument("--val", required=True, help="validation trips (TLC parquet), e.g. February")
-    train.add_argument("--model", choices=("linear", "random-forest"), default="linear")
+    train.add_argument("--model", choices=MODEL_TYPES, default="linear")
     train.add_argument(
         "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from model_service.features import Features, features_for_rides
+from model_service.features import features_for_columns, features_for_rides
 from model_service.model_loader import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -36,8 +36,15 @@ class PredictionService:
         """Predicted minutes for each ride, in order, from one vectorised call."""
         if not rides:
             return []
-        return self.predict_features(features_for_rides(rides)).tolist()
+        return self._model.predictor.predict(features_for_rides(rides)).tolist()
 
-    def predict_features(self, features: list[Features]) -> np.ndarray:
-        """For callers (batch scoring) that build features straight from a trip frame."""
-        return self._model.predictor.predict(features)
+    def predict_columns(
+        self, pu_location_id: np.ndarray, do_location_id: np.ndarray, trip_distance: np.ndarray
+    ) -> np.ndarray:
+        """Predicted minutes for column data (batch scoring), from one vectorised call.
+
+        The columns must already hold valid rides: int64 zone ids, float64 distances.
+        """
+        return self._model.predictor.predict(
+            features_for_columns(pu_location_id.tolist(), do_location_id.tolist(), trip_distance.tolist())
+        )

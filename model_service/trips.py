@@ -17,6 +17,11 @@ MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 60
 
 
+def ride_id_prefix(year: int, month: int) -> str:
+    """The course's ride ids are ``"2021/02_<row>"``; the month prefix keeps them unique across months."""
+    return f"{year:04d}/{month:02d}_"
+
+
 def timestamp_columns(columns: list[str]) -> tuple[str, str] | None:
     """(pickup, dropoff) for green (lpep_), yellow (tpep_) or FHV-style files, if present."""
     for prefix in ("lpep_", "tpep_", ""):

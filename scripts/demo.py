@@ -31,10 +31,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream_tools.producer import ProduceReport, RideRecord
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "integration-test")]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DATA = Path("data")
 MODEL_URI_FILE = Path("artifacts") / "MODEL_URI"
@@ -83,7 +85,7 @@ def ensure_model() -> str:
 def offline(model_uri: str) -> None:
     os.environ.update({"MODEL_URI": model_uri, "TEST_RUN": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
     import lambda_function
-    from model_service.kinesis.local_invoke import LocalContext, kinesis_event
+    from stream_tools.local_invoke import LocalContext, kinesis_event
 
     rides = [
         {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}, "ride_id": 256},
@@ -121,7 +123,7 @@ class LiveView:
     """Reads the three output streams; prints the events worth a line and a progress line a second."""
 
     def __init__(self, kinesis: Any, stack: Any, rides: dict[Any, dict], total: int) -> None:
-        from model_service.kinesis.tail import StreamTail
+        from stream_tools.tail import StreamTail
 
         self.tails = {
             "predictions": StreamTail(kinesis, stack.predictions_stream),
@@ -180,14 +182,14 @@ class Producer(threading.Thread):
         self.records = records
         self.rate = rate
         self.sent = 0
-        self.report = None
+        self.report: ProduceReport | None = None
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        from model_service.kinesis.producer import produce
         from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+        from stream_tools.producer import produce
 
-        def count(report, chunk) -> None:
+        def count(report: ProduceReport, chunk: list[RideRecord]) -> None:
             self.sent = report.sent
 
         publisher = KinesisPublisher(kinesis_client(), self.stream)
@@ -195,9 +197,8 @@ class Producer(threading.Thread):
 
 
 def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_uri: str) -> int:
-    from deploy import export_model
-
-    from model_service.kinesis.producer import rides_from_parquet, with_malformed
+    from local_stack.deploy import export_model
+    from stream_tools.producer import rides_from_parquet, with_malformed
 
     clients = local_aws.Clients(endpoint)
     with tempfile.TemporaryDirectory(prefix="demo-model-") as tmp:
@@ -272,7 +273,7 @@ def summary(outputs: Outputs, report: Any, seconds: float) -> int:
 @contextmanager
 def demo_localstack(port: int) -> Iterator[Any]:
     """LocalStack, stopped however the demo ends; a second Ctrl-C must not cut its shutdown short."""
-    import local_aws
+    from local_stack import aws as local_aws
 
     started = time.monotonic()
     with local_aws.running_localstack(port) as localstack:
@@ -288,8 +289,8 @@ def demo_localstack(port: int) -> Iterator[Any]:
 
 def local(args: argparse.Namespace) -> int:
     """Start LocalStack, train if needed, deploy, stream rides through the stack."""
-    import local_aws
-    from localstack_stack import LocalStackError
+    from local_stack import aws as local_aws
+    from local_stack.server import LocalStackError
 
     try:
         with demo_localstack(args.port) as localstack:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from model_service.kinesis import local_invoke
+from stream_tools import local_invoke
 
 
 def rides_from_trips(trips) -> list:

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from model_service.kinesis.tail import StreamTail
+from stream_tools.tail import StreamTail
 
 THROTTLED = "ProvisionedThroughputExceededException"
 

@@ -108,8 +108,10 @@ def test_the_pickup_time_and_zone_ids_are_copied_from_the_input(service, tmp_pat
 
 def test_each_chunk_is_one_predict_call_of_at_most_chunk_rows_rows(service, tmp_path, monkeypatch):
     sizes = []
-    original = service.predict_features
-    monkeypatch.setattr(service, "predict_features", lambda features: sizes.append(len(features)) or original(features))
+    original = service.predict_columns
+    monkeypatch.setattr(
+        service, "predict_columns", lambda pu, do, dist: sizes.append(len(pu)) or original(pu, do, dist)
+    )
 
     score(service, tmp_path, make_trips(1000), chunk_rows=300)
 
@@ -207,13 +209,13 @@ def test_a_failed_run_leaves_no_output_file_behind(service, tmp_path, monkeypatc
     source = write_trips(tmp_path / "trips.parquet", make_trips(500))
     calls = []
 
-    def fail_on_second_chunk(features):
+    def fail_on_second_chunk(pu, do, distance):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("model broke")
-        return np.zeros(len(features))
+        return np.zeros(len(pu))
 
-    monkeypatch.setattr(service, "predict_features", fail_on_second_chunk)
+    monkeypatch.setattr(service, "predict_columns", fail_on_second_chunk)
 
     with pytest.raises(RuntimeError):
         score_file(service, source, str(tmp_path / "out" / "x.parquet"), chunk_rows=100)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from model_service.kinesis.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
+from stream_tools.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from tests.conftest import DEAD_LETTERS, DECISIONS, PREDICTIONS
 from tests.factories import kinesis_event, raw_kinesis_event, ride_payload
 from tests.fakes import FlakyKinesis, read_events, read_stream, without_backoff

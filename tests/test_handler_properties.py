@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_service.kinesis.local_invoke import LocalContext
+from stream_tools.local_invoke import LocalContext
 from tests.factories import kinesis_event, raw_kinesis_event
 
 json_values = st.recursive(

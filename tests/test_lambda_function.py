@@ -7,9 +7,9 @@ import re
 import pytest
 
 from model_service.errors import ModelLoadError
-from model_service.kinesis.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
+from stream_tools.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from tests.conftest import DEAD_LETTERS, PREDICTIONS, shared_path
 from tests.factories import kinesis_event, raw_kinesis_event, ride_payload
 from tests.fakes import FlakyKinesis, read_events, without_backoff

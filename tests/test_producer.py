@@ -12,7 +12,9 @@ import pytest
 from model_service.cli import main
 from model_service.errors import RejectedRecord
 from model_service.kinesis.decode import decode_ride_event
-from model_service.kinesis.producer import (
+from model_service.kinesis.publish import KinesisPublisher
+from model_service.sample_data import make_trips
+from stream_tools.producer import (
     MALFORMED,
     RideRecord,
     chunk_size,
@@ -21,8 +23,6 @@ from model_service.kinesis.producer import (
     rides_from_trips,
     with_malformed,
 )
-from model_service.kinesis.publish import KinesisPublisher
-from model_service.sample_data import make_trips
 from tests.fakes import FlakyKinesis, read_stream
 
 INPUT = "ride_events"

@@ -1,8 +1,9 @@
 """The prediction service: one vectorised call that equals the per-ride predictions."""
 
+import numpy as np
 import pytest
 
-from model_service.features import features_for_rides
+from model_service.features import FEATURE_COLUMNS
 from model_service.sample_data import make_trips
 from model_service.service import PredictionService
 from tests.factories import rides_from_trips
@@ -41,6 +42,7 @@ def test_predictions_are_plain_floats_for_json(service):
     assert all(type(p) is float for p in service.predict(rides(3)))
 
 
-def test_predict_features_matches_predict(service):
+def test_column_prediction_equals_ride_prediction(service):
     batch = rides(10)
-    assert service.predict_features(features_for_rides(batch)).tolist() == service.predict(batch)
+    columns = [np.array([ride[name] for ride in batch]) for name in FEATURE_COLUMNS]
+    assert service.predict_columns(*columns).tolist() == service.predict(batch)

@@ -8,7 +8,6 @@ runs the SAM transform); only parameters are overridden.
 from __future__ import annotations
 
 import functools
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import localstack_stack
+
+from local_stack import server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_ROOT / "template.yaml"
@@ -28,12 +28,6 @@ IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/ride-duration:local"
 """Never pulled: the local-process executor runs the image's handler from the project tree."""
 MODEL_BUCKET = "ride-duration-models"
 MODEL_PREFIX = "ride-duration"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -48,10 +42,10 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
 
 
 @contextmanager
-def running_localstack(port: int = 4566, log_path: Path | None = None) -> Iterator[localstack_stack.LocalStack]:
+def running_localstack(port: int = 4566, log_path: Path | None = None) -> Iterator[server.LocalStack]:
     """LocalStack whose Lambda functions run on this interpreter from the project tree."""
     env = {"LOCAL_LAMBDA_PYTHON": sys.executable, "LOCAL_LAMBDA_IMAGE_CODE_ROOT": str(PROJECT_ROOT)}
-    with localstack_stack.start(env, port=port, log_path=log_path) as stack:
+    with server.start(env, port=port, log_path=log_path) as stack:
         yield stack
 
 

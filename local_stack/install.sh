@@ -4,9 +4,9 @@
 # What it makes:
 #   .localstack/venv        Python 3.13 virtualenv: localstack-core (requirements.txt pinned by
 #                           constraints.txt) + the local-process Lambda executor
-#                           (integration-test/lambda_local_executor)
+#                           (local_stack/lambda_local_executor)
 #   .localstack/filesystem  packages LocalStack would download on first use (the Kinesis engine,
-#                           an npm package), linked into every run by localstack_stack.py
+#                           an npm package), linked into every run by server.py
 #
 # Needs Python 3.13 (python3.13 on PATH, pyenv's 3.13, or LOCALSTACK_PYTHON=/path/to/python3.13)
 # and Node.js with npm. A second run with unchanged inputs exits at once: the hash of every
@@ -14,11 +14,11 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
 HOME_DIR="$ROOT/.localstack"
 VENV="$HOME_DIR/venv"
 STAMP="$VENV/.installed"
-EXECUTOR="$ROOT/integration-test/lambda_local_executor"
+EXECUTOR="$HERE/lambda_local_executor"
 LOG="$HOME_DIR/install.log"
 
 mkdir -p "$HOME_DIR"

@@ -2,16 +2,16 @@
 
 LocalStack normally runs in a container and runs Lambda functions in more containers. Here it
 runs as a plain process from its own Python 3.13 virtualenv (made by
-``integration-test/localstack/install.sh``), with the ``local-process`` runtime executor that
+``local_stack/install.sh``), with the ``local-process`` runtime executor that
 runs each function as a local process on the project's interpreter (see
-``integration-test/lambda_local_executor``).
+``local_stack/lambda_local_executor``).
 
 Standard library only, so the project's Python 3.11 environment and pytest can import it.
 
-    with localstack_stack.start() as stack:
+    with server.start() as stack:
         boto3.client("kinesis", endpoint_url=stack.endpoint, ...)
 
-Or by hand: ``python integration-test/localstack_stack.py`` runs it until Ctrl-C.
+Or by hand: ``python -m local_stack.server`` runs it until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCALSTACK_HOME = PROJECT_ROOT / ".localstack"
@@ -36,7 +37,7 @@ LOCALSTACK_PYTHON = LOCALSTACK_HOME / "venv" / "bin" / "python"
 # Packages LocalStack would otherwise download on first use (the Kinesis engine): install.sh
 # puts them here and every run links them in as its "static libs".
 STATIC_LIBS = LOCALSTACK_HOME / "filesystem" / "usr" / "lib" / "localstack"
-INSTALL_SCRIPT = PROJECT_ROOT / "integration-test" / "localstack" / "install.sh"
+INSTALL_SCRIPT = PROJECT_ROOT / "local_stack" / "install.sh"
 
 # What the project's template.yaml deploys (plus sts, which Lambda uses for its roles).
 # Services load lazily, so unused ones cost nothing at start-up.
@@ -140,7 +141,7 @@ class LocalStack:
         self.stop()
 
 
-def _open(request: urllib.request.Request | str, timeout: float = 10):
+def _open(request: urllib.request.Request | str, timeout: float = 10) -> Any:
     """urlopen without proxies: LocalStack is on loopback, whatever the environment says."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     return opener.open(request, timeout=timeout)
@@ -149,6 +150,13 @@ def _open(request: urllib.request.Request | str, timeout: float = 10):
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def free_port() -> int:
+    """A port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _accepting(port: int) -> bool:

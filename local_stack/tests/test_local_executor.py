@@ -1,6 +1,6 @@
 """Specifies the Docker-free LocalStack: Lambda functions run by the local-process executor.
 
-One LocalStack serves the module (started through ``localstack_stack``, on a free port so a
+One LocalStack serves the module (started through ``local_stack.server``, on a free port so a
 LocalStack a developer runs on 4566 is left alone). Each test deploys a tiny function whose
 source it writes itself; functions run on this interpreter (``LOCAL_LAMBDA_PYTHON``).
 """
@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
-import localstack_stack
 import pytest
-from local_aws import free_port, wait_until
+
+from local_stack import server
+from local_stack.aws import wait_until
+from local_stack.server import free_port
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
@@ -34,12 +36,12 @@ def image_code_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest, image_code_root: Path) -> Iterator[localstack_stack.LocalStack]:
+def stack(request: pytest.FixtureRequest, image_code_root: Path) -> Iterator[server.LocalStack]:
     started = time.monotonic()
-    with localstack_stack.start(
+    with server.start(
         {"LOCAL_LAMBDA_PYTHON": sys.executable, "LOCAL_LAMBDA_IMAGE_CODE_ROOT": str(image_code_root)},
         port=free_port(),
-        log_path=localstack_stack.LOCALSTACK_HOME / "test-local-executor.log",
+        log_path=server.LOCALSTACK_HOME / "test-local-executor.log",
     ) as running:
         capture = request.config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled():
@@ -48,7 +50,7 @@ def stack(request: pytest.FixtureRequest, image_code_root: Path) -> Iterator[loc
 
 
 @pytest.fixture(scope="module")
-def aws(stack: localstack_stack.LocalStack) -> Callable[[str], object]:
+def aws(stack: server.LocalStack) -> Callable[[str], object]:
     """``aws("kinesis")``: a client of the running LocalStack (made once per service)."""
 
     @functools.cache
@@ -291,8 +293,8 @@ def test_image_function_runs_the_handler_named_by_its_image_config_command(aws, 
 
 
 def test_start_refuses_a_port_already_in_use(stack):
-    with pytest.raises(localstack_stack.LocalStackError, match="already in use"):
-        localstack_stack.start(port=stack.port)
+    with pytest.raises(server.LocalStackError, match="already in use"):
+        server.start(port=stack.port)
 
 
 def test_settings_can_be_changed_while_running(aws, stack):

@@ -1,16 +1,17 @@
-"""integration-test/docker-compose.yaml: it parses, and it runs what the project deploys without an account."""
+"""local_stack/docker-compose.yaml: it parses, and it runs what the project deploys without an account."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 
-import localstack_stack
 import pytest
 import yaml
-from local_aws import PROJECT_ROOT
 
-COMPOSE_FILE = PROJECT_ROOT / "integration-test" / "docker-compose.yaml"
+from local_stack import server
+from local_stack.aws import PROJECT_ROOT
+
+COMPOSE_FILE = PROJECT_ROOT / "local_stack" / "docker-compose.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_localstack_is_pinned_to_the_last_release_that_starts_without_an_auth_to
 
 
 def test_it_runs_the_services_the_docker_free_localstack_runs(localstack_service):
-    assert localstack_service["environment"]["SERVICES"] == localstack_stack.SERVICES
+    assert localstack_service["environment"]["SERVICES"] == server.SERVICES
 
 
 def test_lambda_runs_in_docker_through_the_hosts_socket(localstack_service):

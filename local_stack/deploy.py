@@ -1,12 +1,12 @@
 """Deploy template.yaml to a LocalStack that is already running: upload the model, create the stack.
 
-    python integration-test/deploy.py --endpoint http://localhost:4566 --model-uri models:/ride-duration/1
-    python integration-test/deploy.py --endpoint http://localhost:4566 --model-dir export/model \\
+    python -m local_stack.deploy --endpoint http://localhost:4566 --model-uri models:/ride-duration/1
+    python -m local_stack.deploy --endpoint http://localhost:4566 --model-dir export/model \\
         --zip-functions --param PredictionBatchSize=500
 
-For the LocalStack of integration-test/docker-compose.yaml (or any LocalStack
+For the LocalStack of local_stack/docker-compose.yaml (or any LocalStack
 started by hand); the tests and ``make demo`` start their own and call
-``local_aws`` directly. Prints the stack's outputs as KEY=VALUE lines.
+``local_stack.aws`` directly. Prints the stack's outputs as KEY=VALUE lines.
 
 ``--zip-functions`` is for community LocalStack in Docker, which refuses to run
 Image functions ("Container images are a Pro feature"): both functions are
@@ -25,10 +25,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import local_aws
 import yaml
 
-sys.path.append(str(local_aws.PROJECT_ROOT))  # model_service, for --model-uri, when run as a script
+from local_stack import aws
+
 CODE_KEY = "ride-duration-code/functions.zip"
 FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "model_service")
 """What the Dockerfile copies into the image: the handlers and the package they import."""
@@ -81,10 +81,10 @@ def code_zip(destination: Path) -> Path:
     """The functions' code, as the Dockerfile lays it out in the image's task root."""
     with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in FUNCTION_CODE:
-            path = local_aws.PROJECT_ROOT / name
+            path = aws.PROJECT_ROOT / name
             files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
             for file in files:
-                archive.write(file, file.relative_to(local_aws.PROJECT_ROOT))
+                archive.write(file, file.relative_to(aws.PROJECT_ROOT))
     return destination
 
 
@@ -99,12 +99,12 @@ def export_model(model_uri: str, destination: Path) -> Path:
 
 
 def deploy_zip_functions(
-    clients: local_aws.Clients, stack_name: str, parameters: dict[str, str], workdir: Path
-) -> local_aws.DeployedStack:
-    bucket = parameters.get("ModelBucket", local_aws.MODEL_BUCKET)
+    clients: aws.Clients, stack_name: str, parameters: dict[str, str], workdir: Path
+) -> aws.DeployedStack:
+    bucket = parameters.get("ModelBucket", aws.MODEL_BUCKET)
     clients("s3").upload_file(str(code_zip(workdir / "functions.zip")), bucket, CODE_KEY)
-    template = json.dumps(zip_function_template(local_aws.TEMPLATE.read_text(), bucket))
-    return local_aws.deploy(clients, stack_name, parameters, template_body=template)
+    template = json.dumps(zip_function_template(aws.TEMPLATE.read_text(), bucket))
+    return aws.deploy(clients, stack_name, parameters, template_body=template)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -129,24 +129,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     parameters = dict(p.split("=", 1) for p in args.param)
-    clients = local_aws.Clients(args.endpoint)
+    clients = aws.Clients(args.endpoint)
     with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
         workdir = Path(tmp)
         model_dir = args.model_dir or export_model(args.model_uri, workdir / "model")
         if not (model_dir / "MLmodel").is_file():
             print(f"error: {model_dir} is not an MLflow model directory (it has no MLmodel file)", file=sys.stderr)
             return 2
-        model_uri = local_aws.upload_model(
+        model_uri = aws.upload_model(
             clients,
             model_dir,
-            parameters.get("ModelBucket", local_aws.MODEL_BUCKET),
-            parameters.get("ModelPrefix", local_aws.MODEL_PREFIX),
+            parameters.get("ModelBucket", aws.MODEL_BUCKET),
+            parameters.get("ModelPrefix", aws.MODEL_PREFIX),
         )
         print(f"model uploaded to {model_uri}", file=sys.stderr)
         if args.zip_functions:
             stack = deploy_zip_functions(clients, args.stack_name, parameters, workdir)
         else:
-            stack = local_aws.deploy(clients, args.stack_name, parameters)
+            stack = aws.deploy(clients, args.stack_name, parameters)
     for key, value in sorted(stack.outputs.items()):
         print(f"{key}={value}")
     return 0

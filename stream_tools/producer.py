@@ -21,15 +21,15 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model_service.features import FEATURE_COLUMNS
 from model_service.kinesis.decode import SourceRecord
 from model_service.kinesis.events import OutboundRecord
 from model_service.kinesis.publish import MAX_RECORDS_PER_CALL, KinesisPublisher
-from model_service.trips import ID_COLUMNS, clean_ids
+from model_service.trips import clean_ids, ride_id_prefix
 
 if TYPE_CHECKING:
     import pandas as pd
 
-RIDE_COLUMNS = (*ID_COLUMNS, "trip_distance")
 CALLS_PER_SECOND = 10
 """At a set rate, records go out in about this many PutRecords calls a second: smooth, yet batched."""
 
@@ -74,8 +74,8 @@ def rides_from_trips(trips: pd.DataFrame, id_prefix: str = "") -> Iterator[dict[
     Rows without zone ids are dropped as training drops them; every other row
     is sent as it is, so a real file's odometer glitches reach the dead letters.
     """
-    trips = clean_ids(trips[list(RIDE_COLUMNS)]).dropna(subset=["trip_distance"])
-    columns = (trips.index.tolist(), *(trips[c].tolist() for c in RIDE_COLUMNS))
+    trips = clean_ids(trips[list(FEATURE_COLUMNS)]).dropna(subset=["trip_distance"])
+    columns = (trips.index.tolist(), *(trips[c].tolist() for c in FEATURE_COLUMNS))
     for row, pu, do, distance in zip(*columns, strict=True):
         yield ride_event(f"{id_prefix}{row}" if id_prefix else row, pu, do, distance)
 
@@ -83,13 +83,13 @@ def rides_from_trips(trips: pd.DataFrame, id_prefix: str = "") -> Iterator[dict[
 def month_prefix(path: str | Path) -> str:
     """``2021/01_`` for a TLC file named ``..._2021-01.parquet``, as the course's batch job ids rides."""
     match = re.search(r"(\d{4})-(\d{2})\.parquet$", str(path))
-    return f"{match[1]}/{match[2]}_" if match else ""
+    return ride_id_prefix(int(match[1]), int(match[2])) if match else ""
 
 
 def rides_from_parquet(path: str | Path) -> Iterator[dict[str, Any]]:
     import pandas as pd
 
-    return rides_from_trips(pd.read_parquet(path, columns=list(RIDE_COLUMNS)), month_prefix(path))
+    return rides_from_trips(pd.read_parquet(path, columns=list(FEATURE_COLUMNS)), month_prefix(path))
 
 
 def with_malformed(events: Iterable[dict[str, Any]], fraction: float) -> Iterator[RideRecord]:
