@@ -10,21 +10,19 @@ same bounds the ride schema puts on a web or Kinesis ride) keeps its row with a
 null ``predicted_duration`` and ``diff``, and is counted in the report, so a
 month's output always lines up with its input.
 
-``s3://`` paths go through boto3, which honours AWS_ENDPOINT_URL and moto;
-pyarrow's own S3 filesystem would need its endpoint passed separately and
-escapes moto. The input is downloaded to a temporary file first and the output
-uploaded once complete, which costs local disk the size of both files, not memory.
+A file is judged before any row is scored: it must be a readable parquet file
+whose columns have the types the ride schema accepts (integer or float zone ids
+and distances, never booleans or text; real timestamps). Anything else is a
+``BadInputFile`` naming the file, the column and what is wrong. Where the input
+and output live, and how the output appears only when complete: ``storage``.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import pandas as pd
@@ -32,7 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from model_service import storage
 from model_service.config import Settings
+from model_service.errors import BadInputFile
 from model_service.features import FEATURE_COLUMNS
 from model_service.schema import MAX_TRIP_DISTANCE_MILES, MAX_ZONE_ID
 from model_service.trips import ID_COLUMNS, add_duration, timestamp_columns
@@ -57,17 +57,6 @@ class ScoreReport:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
-def month_paths(input_template: str, output_template: str, *, taxi_type: str, year: int, month: int) -> tuple[str, str]:
-    """Fill the templates, so a scheduler runs the job with just a taxi type and a month."""
-    if not 1 <= month <= 12:
-        raise ValueError(f"month must be 1 to 12, not {month}")
-    fields = {"taxi_type": taxi_type, "year": year, "month": month}
-    try:
-        return input_template.format(**fields), output_template.format(**fields)
-    except (KeyError, IndexError) as exc:
-        raise ValueError(f"path templates may use only {{taxi_type}}, {{year}} and {{month}}: {exc}") from None
-
-
 def score_file(
     service: PredictionService,
     input_path: str,
@@ -77,34 +66,77 @@ def score_file(
     chunk_rows: int = Settings().batch_chunk_rows,
     progress: TextIO | None = None,
 ) -> ScoreReport:
-    """Score ``input_path`` into ``output_path`` (each local or ``s3://``); a progress line per chunk if asked."""
-    with _local_input(input_path) as local_input, _local_output(output_path) as local_output:
-        return _score(service, local_input, local_output, ride_id_prefix, chunk_rows, progress)
+    """Score ``input_path`` into ``output_path`` (each local or ``s3://``); a progress line per chunk if asked.
+
+    Raises InputNotFound, BadInputFile or UnsafeOutput (all ServiceErrors) for what the caller must fix;
+    the output then is left as it was.
+    """
+    storage.refuse_unsafe_output(input_path, output_path)
+    with storage.local_copy(input_path) as local_input, _open(local_input, input_path) as parquet:
+        timestamps = _check_columns(parquet.schema_arrow, input_path)
+        with storage.complete_output(output_path) as local_output:
+            return _score(service, parquet, input_path, timestamps, local_output, ride_id_prefix, chunk_rows, progress)
+
+
+def _open(local_path: str, name: str) -> pq.ParquetFile:
+    # pre_buffer=False: with pyarrow's default pre-buffering, iter_batches keeps
+    # what it buffered until the iteration ends, so memory grew with the file
+    # (about 18 MB per million rows here); without it, it stays flat. Page
+    # checksums, where the writer stored them, catch corruption that would
+    # otherwise decode as wrong values.
+    try:
+        return pq.ParquetFile(local_path, pre_buffer=False, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as exc:
+        reason = "is empty (0 bytes)" if "size is 0 bytes" in str(exc) else f"is not a readable parquet file ({exc})"
+        raise BadInputFile(name, reason) from None
+
+
+def _check_columns(schema: pa.Schema, name: str) -> tuple[str, str] | None:
+    """The ride schema's rules on column types, before any row is read; returns the timestamp columns."""
+    missing = [c for c in FEATURE_COLUMNS if c not in schema.names]
+    if missing:
+        raise BadInputFile(name, f"no {', '.join(missing)} column, so nothing to score")
+    timestamps = timestamp_columns(schema.names)
+    for column in (*FEATURE_COLUMNS, *(timestamps or ())):
+        if len(schema.get_all_field_indices(column)) > 1:
+            raise BadInputFile(name, "appears more than once", column)
+    for column in ID_COLUMNS:
+        kind = schema.field(column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise BadInputFile(name, f"zone ids must be integers from 1 to {MAX_ZONE_ID}, not {kind}", column)
+    kind = schema.field("trip_distance").type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        raise BadInputFile(name, f"trip_distance must be a number of miles, not {kind}", "trip_distance")
+    if timestamps:
+        kinds = [schema.field(column).type for column in timestamps]
+        for column, kind in zip(timestamps, kinds, strict=True):
+            if not pa.types.is_timestamp(kind):
+                raise BadInputFile(
+                    name, f"must be a parquet timestamp, not {kind} (text and epoch numbers are not read)", column
+                )
+        if kinds[0].tz != kinds[1].tz:
+            raise BadInputFile(
+                name, f"time zone {kinds[1].tz} differs from {timestamps[0]}'s ({kinds[0].tz})", timestamps[1]
+            )
+    return timestamps
 
 
 def _score(
     service: PredictionService,
-    input_path: str,
+    parquet: pq.ParquetFile,
+    name: str,
+    timestamps: tuple[str, str] | None,
     output_path: str,
     prefix: str,
     chunk_rows: int,
     progress: TextIO | None,
 ) -> ScoreReport:
-    # pre_buffer=False: with pyarrow's default pre-buffering, iter_batches keeps
-    # what it buffered until the iteration ends, so memory grew with the file
-    # (about 18 MB per million rows here); without it, it stays flat.
-    parquet = pq.ParquetFile(input_path, pre_buffer=False)
-    names = parquet.schema_arrow.names
-    missing = [c for c in FEATURE_COLUMNS if c not in names]
-    if missing:
-        raise ValueError(f"{input_path}: no {', '.join(missing)} column, so nothing to score")
-    timestamps = timestamp_columns(names)
     schema = _output_schema(parquet.schema_arrow, timestamps)
     total = parquet.metadata.num_rows
     start = time.perf_counter()
     rows = predicted = 0
     with pq.ParquetWriter(output_path, schema) as writer:
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=[*(timestamps or ()), *FEATURE_COLUMNS]):
+        for batch in _chunks(parquet, name, [*(timestamps or ()), *FEATURE_COLUMNS], chunk_rows):
             table, chunk_predicted = _score_chunk(service, batch, schema, timestamps, prefix, rows)
             writer.write_table(table)
             rows += batch.num_rows
@@ -117,6 +149,33 @@ def _score(
                     flush=True,
                 )
     return ScoreReport(rows=rows, predicted=predicted, seconds=time.perf_counter() - start)
+
+
+def _chunks(parquet: pq.ParquetFile, name: str, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """The file's chunks; a page that cannot be read or decoded is a BadInputFile naming its column.
+
+    Only reading is guarded here, so an error while scoring or writing is never blamed on the input.
+    """
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=columns)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise _unreadable(parquet, name, columns, exc) from None
+        yield batch
+
+
+def _unreadable(parquet: pq.ParquetFile, name: str, columns: list[str], error: Exception) -> BadInputFile:
+    """Which column holds the bad data: each is read alone, one row group at a time (only once reading failed)."""
+    for column in columns:
+        for group in range(parquet.metadata.num_row_groups):
+            try:
+                parquet.read_row_group(group, columns=[column])
+            except (OSError, pa.ArrowException) as exc:
+                return BadInputFile(name, f"data in row group {group} cannot be read ({exc})", column)
+    return BadInputFile(name, f"data cannot be read ({error})")
 
 
 def _output_schema(input_schema: pa.Schema, timestamps: tuple[str, str] | None) -> pa.Schema:
@@ -180,58 +239,3 @@ def _zone_ids(ids: pd.Series) -> pd.Series:
 def _between(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Elementwise low <= value <= high; NaN and infinities are outside."""
     return np.isfinite(values) & (values >= low) & (values <= high)
-
-
-@contextmanager
-def _local_input(path: str) -> Iterator[str]:
-    if not path.startswith("s3://"):
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        yield path
-        return
-    from botocore.exceptions import ClientError
-
-    bucket, key = _split_s3(path)
-    with tempfile.TemporaryDirectory(prefix="score-input-") as tmp:
-        local = Path(tmp) / Path(key).name
-        try:
-            _s3().download_file(bucket, key, str(local))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NoSuchBucket"}:
-                raise FileNotFoundError(f"{path}: no such object") from None
-            raise
-        yield str(local)
-
-
-@contextmanager
-def _local_output(path: str) -> Iterator[str]:
-    """A local file to write; it replaces ``path`` only once complete, so a failed run leaves no partial output."""
-    if path.startswith("s3://"):
-        bucket, key = _split_s3(path)
-        with tempfile.TemporaryDirectory(prefix="score-output-") as tmp:
-            local = Path(tmp) / Path(key).name
-            yield str(local)
-            _s3().upload_file(str(local), bucket, key)
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        yield str(partial)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise ValueError(f"{uri}: an S3 path needs a bucket and a key, s3://bucket/key")
-    return bucket, key
-
-
-def _s3() -> Any:
-    import boto3
-
-    return boto3.client("s3")

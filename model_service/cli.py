@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from model_service.config import Settings
+from model_service.errors import ServiceError
+from model_service.monthly import Month
 from model_service.training import MODEL_TYPES
 
 
@@ -27,30 +29,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from model_service.batch import month_paths, score_file
-    from model_service.errors import ModelLoadError
+    from model_service.batch import score_file
+    from model_service.monthly import Month, month_paths
     from model_service.service import PredictionService
     from model_service.trips import ride_id_prefix
 
     input_path, output_path = args.input, args.output
-    have_month = args.year is not None and args.month is not None
-    if (input_path is None or output_path is None) and not have_month:
+    month = Month(args.year, args.month) if args.year is not None and args.month is not None else None
+    if (input_path is None or output_path is None) and month is None:
         raise ValueError("give --input and --output, or --year and --month to fill the path templates")
-    if have_month:
+    if month is not None:
         from_input, from_output = month_paths(
-            args.input_template, args.output_template, taxi_type=args.taxi_type, year=args.year, month=args.month
+            args.input_template, args.output_template, taxi_type=args.taxi_type, month=month
         )
         input_path, output_path = input_path or from_input, output_path or from_output
-    try:
-        service = PredictionService.load(args.model_uri, args.model_version)
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    service = PredictionService.load(args.model_uri, args.model_version)
     report = score_file(
         service,
         input_path,
         output_path,
-        ride_id_prefix=ride_id_prefix(args.year, args.month) if have_month else "",
+        ride_id_prefix=ride_id_prefix(month.year, month.month) if month else "",
         chunk_rows=args.chunk_rows,
         progress=sys.stderr,
     )
@@ -63,6 +61,43 @@ def _score(args: argparse.Namespace) -> int:
     print(f"seconds:        {report.seconds:.2f}")
     print(f"rows/s:         {report.rows_per_second:,.0f}")
     return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from tqdm import tqdm
+
+    from model_service.backfill import MonthOutcome, backfill_here, backfill_on_lambda, table
+    from model_service.monthly import month_range
+
+    months = month_range(args.first, args.last)
+    start = time.perf_counter()
+    with tqdm(total=len(months), unit="month", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def done(outcome: MonthOutcome) -> None:
+            bar.set_postfix_str(f"{outcome.month} {outcome.status}")
+            bar.update()
+
+        if args.function:
+            outcomes = backfill_on_lambda(
+                months, args.taxi_type, args.function, parallel=args.parallel, force=args.force, on_done=done
+            )
+        else:
+            settings = dataclasses.replace(
+                Settings.from_env(),
+                batch_input_template=args.input_template,
+                batch_output_template=args.output_template,
+                model_uri=args.model_uri,
+                model_version=args.model_version,
+                batch_chunk_rows=args.chunk_rows,
+            )
+            outcomes = backfill_here(
+                months, args.taxi_type, settings, parallel=args.parallel, force=args.force, on_done=done
+            )
+    print(table(outcomes, time.perf_counter() - start))
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -158,6 +193,33 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _month(text: str) -> Month:
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _batch_arguments(command: argparse.ArgumentParser, settings: Settings) -> None:
+    """What score and backfill share: the path templates, the model and the chunk size."""
+    command.add_argument(
+        "--input-template", default=settings.batch_input_template, help="input path template (BATCH_INPUT_TEMPLATE)"
+    )
+    command.add_argument(
+        "--output-template", default=settings.batch_output_template, help="output path template (BATCH_OUTPUT_TEMPLATE)"
+    )
+    command.add_argument("--model-uri", default=settings.model_uri, help="the model to score with (MODEL_URI)")
+    command.add_argument(
+        "--model-version", default=settings.model_version, help="written as model_version (MODEL_VERSION)"
+    )
+    command.add_argument(
+        "--chunk-rows",
+        type=_positive(int),
+        default=settings.batch_chunk_rows,
+        help="rows per predict call (BATCH_CHUNK_ROWS)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m model_service", description=__doc__)
@@ -183,20 +245,32 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--taxi-type", default="green", help="fills {taxi_type} in the templates")
     score.add_argument("--year", type=int, help="fills {year}, and prefixes ride ids with YYYY/MM_")
     score.add_argument("--month", type=int, help="fills {month}")
-    score.add_argument(
-        "--input-template", default=settings.batch_input_template, help="input path template (BATCH_INPUT_TEMPLATE)"
-    )
-    score.add_argument(
-        "--output-template", default=settings.batch_output_template, help="output path template (BATCH_OUTPUT_TEMPLATE)"
-    )
-    score.add_argument("--model-uri", default=settings.model_uri, help="the model to score with (MODEL_URI)")
-    score.add_argument(
-        "--model-version", default=settings.model_version, help="written as model_version (MODEL_VERSION)"
-    )
-    score.add_argument(
-        "--chunk-rows", type=int, default=settings.batch_chunk_rows, help="rows per predict call (BATCH_CHUNK_ROWS)"
-    )
+    _batch_arguments(score, settings)
     score.set_defaults(run=_score)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="score every month of a range (skipping months already scored), here or on the scoring function",
+        description=(
+            "Each month's paths come from the templates, as for score --year --month. Exits 1 if a month failed; "
+            "the closing table says why."
+        ),
+    )
+    backfill.add_argument("--taxi-type", default="green", help="fills {taxi_type} in the templates")
+    backfill.add_argument("--from", dest="first", type=_month, required=True, help="first month, YYYY-MM")
+    backfill.add_argument("--to", dest="last", type=_month, required=True, help="last month, YYYY-MM (included)")
+    backfill.add_argument(
+        "--parallel",
+        type=_positive(int),
+        default=1,
+        help="months scored at once: worker processes here, concurrent invocations with --function (default 1)",
+    )
+    backfill.add_argument("--force", action="store_true", help="score months whose output exists too")
+    backfill.add_argument(
+        "--function", help="invoke this deployed scoring function for each month (its own templates and model)"
+    )
+    _batch_arguments(backfill, settings)
+    backfill.set_defaults(run=_backfill)
 
     produce = commands.add_parser(
         "produce",
@@ -245,6 +319,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ServiceError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -59,3 +59,24 @@ class BadRequestBody(ServiceError, ValueError):
     def __init__(self, message: str, errors: Sequence[Mapping[str, object]] = ()) -> None:
         super().__init__(message)
         self.errors = list(errors)
+
+
+class BadInputFile(ServiceError, ValueError):
+    """A trips file that cannot be scored as it is: unreadable, or a column the ride schema would not accept.
+
+    The message names the file, the column where one is at fault, and what is wrong.
+    """
+
+    def __init__(self, path: str, reason: str, column: str | None = None) -> None:
+        self.path = path
+        self.column = column
+        self.reason = reason
+        super().__init__(f"{path}: column {column}: {reason}" if column else f"{path}: {reason}")
+
+
+class InputNotFound(ServiceError, FileNotFoundError):
+    """The input file or S3 object does not exist: a month not published yet, or a wrong path template."""
+
+
+class UnsafeOutput(ServiceError, ValueError):
+    """An output location that scoring must not write: the input itself, or a directory."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from pathlib import Path
 
 import boto3
@@ -14,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from model_service.batch import month_paths, score_file
+from model_service.batch import score_file
 from model_service.cli import main
-from model_service.errors import SchemaViolation
+from model_service.errors import BadInputFile, SchemaViolation, UnsafeOutput
 from model_service.sample_data import make_trips
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
@@ -255,28 +254,6 @@ def test_a_missing_s3_input_is_file_not_found(service, aws):
         score_file(service, "s3://trips/none.parquet", "s3://trips/out.parquet")
 
 
-def test_month_paths_fill_the_taxi_type_year_and_month():
-    assert month_paths(
-        "s3://in/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet",
-        "out/{taxi_type}/{year:04d}-{month:02d}.parquet",
-        taxi_type="yellow",
-        year=2021,
-        month=3,
-    ) == ("s3://in/yellow_tripdata_2021-03.parquet", "out/yellow/2021-03.parquet")
-
-
-@pytest.mark.parametrize(
-    ("template", "month", "message"),
-    [
-        ("{taxi_type}", 13, "month must be 1 to 12, not 13"),
-        ("{day}", 1, "may use only {taxi_type}, {year} and {month}"),
-    ],
-)
-def test_month_paths_reject_a_bad_month_or_placeholder(template, month, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        month_paths(template, template, taxi_type="green", year=2021, month=month)
-
-
 def test_the_score_command_fills_the_default_templates_for_a_month(model_bin, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
@@ -321,3 +298,259 @@ def test_the_real_february_file_scores_every_row_with_the_course_model(tmp_path)
     assert output["predicted_duration"].isna().tolist() == absurd.tolist()
     sample = trips[~absurd].sample(50, random_state=0)
     assert output.loc[sample.index, "predicted_duration"].tolist() == pytest.approx(one_by_one(service, sample))
+
+
+# Bad input files: exit 2, one line naming the file, the column at fault and what is wrong, no output.
+
+
+def score_command(model_bin, source, output, capsys) -> tuple[int, list[str]]:
+    code = main(["score", "--input", str(source), "--output", str(output), "--model-uri", str(model_bin)])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def with_column(trips: pd.DataFrame, name: str, values) -> pd.DataFrame:
+    trips = trips.copy()
+    trips[name] = values
+    return trips
+
+
+def corrupt_column_chunk(path: Path, column: str, row_group: int) -> None:
+    """Flip bytes in the middle of one column chunk's compressed pages, as a bad disk or transfer would."""
+    metadata = pq.ParquetFile(path).metadata
+    chunk = metadata.row_group(row_group).column(metadata.schema.names.index(column))
+    middle = (chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size // 2
+    data = bytearray(path.read_bytes())
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    path.write_bytes(bytes(data))
+
+
+def test_an_empty_file_exits_2_naming_it(model_bin, tmp_path, capsys):
+    source = tmp_path / "empty.parquet"
+    source.touch()
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert (code, err) == (2, [f"error: {source}: is empty (0 bytes)"])
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_truncated_file_exits_2_naming_it(model_bin, tmp_path, capsys):
+    source = Path(write_trips(tmp_path / "trips.parquet", make_trips(500)))
+    source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert code == 2
+    assert err == [f"error: {source}: is not a readable parquet file ({err[0].split(' (', 1)[1]}"]
+    assert "magic bytes not found" in err[0]
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_corrupt_data_page_exits_2_naming_the_file_column_and_row_group(model_bin, tmp_path, capsys):
+    source = Path(write_trips(tmp_path / "trips.parquet", make_trips(600), row_group_size=200))
+    corrupt_column_chunk(source, "trip_distance", row_group=1)
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert code == 2
+    assert len(err) == 1
+    assert err[0].startswith(f"error: {source}: column trip_distance: data in row group 1 cannot be read (")
+    assert not list(tmp_path.glob("*out*")), "no output and no partial file"
+
+
+@pytest.mark.parametrize(
+    ("kind", "convert"),
+    [
+        ("large_string", lambda ts: ts.dt.strftime("%Y-%m-%dT%H:%M:%S")),
+        ("int64", lambda ts: ts.astype("int64") // 10**6),
+    ],
+    ids=["ISO text", "epoch seconds"],
+)
+def test_timestamps_that_are_not_parquet_timestamps_exit_2_naming_the_column(
+    model_bin, tmp_path, capsys, kind, convert
+):
+    trips = make_trips(50)
+    trips = with_column(trips, "lpep_pickup_datetime", convert(trips["lpep_pickup_datetime"]))
+    source = write_trips(tmp_path / "trips.parquet", trips)
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert (code, err) == (
+        2,
+        [
+            f"error: {source}: column lpep_pickup_datetime: must be a parquet timestamp, "
+            f"not {kind} (text and epoch numbers are not read)"
+        ],
+    )
+
+
+def test_boolean_zone_ids_exit_2_instead_of_being_scored_as_zones_0_and_1(model_bin, tmp_path, capsys):
+    trips = make_trips(200)
+    source = write_trips(tmp_path / "trips.parquet", with_column(trips, "PULocationID", trips.PULocationID % 2 == 0))
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert (code, err) == (
+        2,
+        [f"error: {source}: column PULocationID: zone ids must be integers from 1 to 265, not bool"],
+    )
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_zone_ids_given_as_text_exit_2_as_the_ride_schema_rejects_them(model_bin, tmp_path, capsys):
+    trips = make_trips(20)
+    source = write_trips(tmp_path / "trips.parquet", with_column(trips, "DOLocationID", trips.DOLocationID.astype(str)))
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert code == 2
+    assert err == [f"error: {source}: column DOLocationID: zone ids must be integers from 1 to 265, not large_string"]
+
+
+def test_a_distance_given_as_text_exits_2_naming_the_column(model_bin, tmp_path, capsys):
+    trips = make_trips(20)
+    source = write_trips(
+        tmp_path / "trips.parquet", with_column(trips, "trip_distance", trips.trip_distance.astype(str))
+    )
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert (code, err) == (
+        2,
+        [f"error: {source}: column trip_distance: trip_distance must be a number of miles, not large_string"],
+    )
+
+
+def test_a_missing_column_exits_2_naming_it(model_bin, tmp_path, capsys):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(10).drop(columns=["PULocationID"]))
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert (code, err) == (2, [f"error: {source}: no PULocationID column, so nothing to score"])
+
+
+def test_pickup_and_dropoff_in_different_time_zones_exit_2_naming_the_dropoff_column(model_bin, tmp_path, capsys):
+    trips = make_trips(10)
+    trips["lpep_pickup_datetime"] = trips["lpep_pickup_datetime"].dt.tz_localize("America/New_York")
+    source = write_trips(tmp_path / "trips.parquet", trips)
+
+    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+
+    assert code == 2
+    assert err == [
+        f"error: {source}: column lpep_dropoff_datetime: time zone None differs from "
+        "lpep_pickup_datetime's (America/New_York)"
+    ]
+
+
+def test_timestamps_with_a_time_zone_are_scored_like_naive_ones(service, tmp_path):
+    trips = make_trips(30)
+    for column in ("lpep_pickup_datetime", "lpep_dropoff_datetime"):
+        trips[column] = trips[column].dt.tz_localize("UTC")
+
+    output, _ = score(service, tmp_path, trips)
+
+    minutes = (trips.lpep_dropoff_datetime - trips.lpep_pickup_datetime).dt.total_seconds() / 60
+    assert output["actual_duration"].tolist() == pytest.approx(minutes.tolist())
+    assert output["predicted_duration"].tolist() == pytest.approx(one_by_one(service, trips))
+
+
+def test_a_corrupt_file_in_s3_is_named_by_its_s3_path(service, tmp_path, aws):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="trips")
+    source = Path(write_trips(tmp_path / "in.parquet", make_trips(600), row_group_size=200))
+    corrupt_column_chunk(source, "PULocationID", row_group=2)
+    s3.upload_file(str(source), "trips", "green/2021-02.parquet")
+
+    with pytest.raises(BadInputFile) as refused:
+        score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/out/2021-02.parquet")
+
+    assert str(refused.value).startswith("s3://trips/green/2021-02.parquet: column PULocationID: data in row group 2")
+    assert "Contents" not in s3.list_objects_v2(Bucket="trips", Prefix="out/")
+
+
+# The output: never the input, never half-written.
+
+
+def test_an_output_equal_to_the_input_is_refused_and_the_input_kept(model_bin, tmp_path, capsys):
+    source = Path(write_trips(tmp_path / "trips.parquet", make_trips(100)))
+    before = source.read_bytes()
+
+    code, err = score_command(model_bin, source, tmp_path / "sub" / ".." / "trips.parquet", capsys)
+
+    assert code == 2
+    assert err == [
+        f"error: {tmp_path}/sub/../trips.parquet: the output is the input file; write the predictions elsewhere"
+    ]
+    assert source.read_bytes() == before
+
+
+def test_an_output_that_is_a_hard_link_to_the_input_is_refused(service, tmp_path):
+    source = Path(write_trips(tmp_path / "trips.parquet", make_trips(10)))
+    (tmp_path / "link.parquet").hardlink_to(source)
+
+    with pytest.raises(UnsafeOutput, match="the output is the input file"):
+        score_file(service, str(source), str(tmp_path / "link.parquet"))
+
+
+def test_an_s3_output_equal_to_the_s3_input_is_refused(service, aws):
+    with pytest.raises(UnsafeOutput, match="the output is the input file"):
+        score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/green/2021-02.parquet")
+
+
+def test_an_output_that_is_a_directory_is_refused_before_scoring(model_bin, tmp_path, capsys):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(10))
+    (tmp_path / "out").mkdir()
+
+    code, err = score_command(model_bin, source, tmp_path / "out", capsys)
+
+    assert (code, err) == (2, [f"error: {tmp_path}/out: the output is a directory; give a file name"])
+
+
+def fail_on_second_chunk(service, monkeypatch) -> None:
+    calls = []
+
+    def predict(pu, do, distance):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("model broke")
+        return np.zeros(len(pu))
+
+    monkeypatch.setattr(service, "predict_columns", predict)
+
+
+def test_a_failed_run_leaves_the_previous_output_whole(service, tmp_path, monkeypatch):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(500))
+    target = tmp_path / "out" / "2021-02.parquet"
+    score_file(service, source, str(target))
+    before = target.read_bytes()
+    fail_on_second_chunk(service, monkeypatch)
+
+    with pytest.raises(RuntimeError, match="model broke"):
+        score_file(service, source, str(target), chunk_rows=100)
+
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["2021-02.parquet"], "no partial file left beside it"
+
+
+def test_a_failed_run_leaves_the_previous_s3_output_whole(service, tmp_path, monkeypatch, aws):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="trips")
+    s3.upload_file(write_trips(tmp_path / "in.parquet", make_trips(500)), "trips", "in.parquet")
+    s3.put_object(Bucket="trips", Key="out.parquet", Body=b"last month's predictions")
+    fail_on_second_chunk(service, monkeypatch)
+
+    with pytest.raises(RuntimeError, match="model broke"):
+        score_file(service, "s3://trips/in.parquet", "s3://trips/out.parquet", chunk_rows=100)
+
+    assert s3.get_object(Bucket="trips", Key="out.parquet")["Body"].read() == b"last month's predictions"
+
+
+def test_a_rerun_replaces_the_output_with_the_new_predictions(service, tmp_path):
+    target = tmp_path / "out.parquet"
+    target.write_bytes(b"an older model's predictions")
+    source = write_trips(tmp_path / "trips.parquet", make_trips(40))
+
+    score_file(service, source, str(target))
+
+    assert pd.read_parquet(target)["predicted_duration"].tolist() == pytest.approx(one_by_one(service, make_trips(40)))

@@ -1,0 +1,123 @@
+"""Batch files, local or ``s3://``: read a copy, write in full or not at all.
+
+S3 goes through boto3, which honours AWS_ENDPOINT_URL (LocalStack) and moto;
+pyarrow's own S3 filesystem would need the endpoint passed separately and
+escapes moto. An input in S3 is downloaded to a temporary file and an output is
+uploaded once complete, which costs local disk the size of both, not memory.
+
+An output never exists half-written: locally it is written under a unique
+temporary name beside its target and renamed over it when complete (a rename is
+atomic within a directory); in S3 an object is replaced only when its upload
+completes, and boto3 aborts a multipart upload that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from model_service.errors import InputNotFound, UnsafeOutput
+
+S3_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket"}
+
+
+def is_s3(path: str) -> bool:
+    return path.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ValueError(f"{uri}: an S3 path needs a bucket and a key, s3://bucket/key")
+    return bucket, key
+
+
+def s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def exists(path: str) -> bool:
+    """Whether a file or S3 object is there (a backfill skips months whose output exists)."""
+    if not is_s3(path):
+        return Path(path).is_file()
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3(path)
+    try:
+        s3_client().head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in S3_NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+def refuse_unsafe_output(input_path: str, output_path: str) -> None:
+    """Refuse an output that is the input (it would be replaced by its own predictions) or a directory."""
+    if is_s3(input_path) and is_s3(output_path):
+        same = split_s3(input_path) == split_s3(output_path)
+    elif is_s3(input_path) or is_s3(output_path):
+        same = False
+    else:
+        source, target = Path(input_path), Path(output_path)
+        same = source.resolve() == target.resolve() or (
+            source.exists() and target.exists() and os.path.samefile(source, target)
+        )
+    if same:
+        raise UnsafeOutput(f"{output_path}: the output is the input file; write the predictions elsewhere")
+    if not is_s3(output_path) and Path(output_path).is_dir():
+        raise UnsafeOutput(f"{output_path}: the output is a directory; give a file name")
+
+
+@contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """A local file holding ``path``'s bytes, for as long as the block runs."""
+    if not is_s3(path):
+        if not Path(path).is_file():
+            raise InputNotFound(f"{path}: no such file")
+        yield path
+        return
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3(path)
+    with tempfile.TemporaryDirectory(prefix="batch-input-") as tmp:
+        local = Path(tmp) / Path(key).name
+        try:
+            s3_client().download_file(bucket, key, str(local))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in S3_NOT_FOUND:
+                raise InputNotFound(f"{path}: no such object") from None
+            raise
+        yield str(local)
+
+
+@contextmanager
+def complete_output(path: str) -> Iterator[str]:
+    """A temporary local file to write; it becomes ``path`` only if the block ends without an error."""
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        with tempfile.TemporaryDirectory(prefix="batch-output-") as tmp:
+            local = Path(tmp) / Path(key).name
+            yield str(local)
+            s3_client().upload_file(str(local), bucket, key)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A unique name, so two runs writing the same output never share a partial file; created by the
+    # writer, so the output gets the usual permissions (mkstemp's would be owner-only).
+    partial = str(target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial"))
+    try:
+        yield partial
+        with open(partial, "rb") as written:
+            os.fsync(written.fileno())  # on disk before the rename, so a crash cannot leave an empty file
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
