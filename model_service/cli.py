@@ -77,7 +77,7 @@ def _backfill(args: argparse.Namespace) -> int:
     with tqdm(total=len(months), unit="month", file=sys.stderr, dynamic_ncols=True) as bar:
 
         def done(outcome: MonthOutcome) -> None:
-            bar.set_postfix_str(f"{outcome.month} {outcome.status}")
+            bar.set_postfix_str(f"{outcome.month} {outcome.status}", refresh=False)
             bar.update()
 
         if args.function:

@@ -31,7 +31,7 @@ from model_service.schema import validate
 class ScoringEvent(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    taxi_type: Annotated[StrictStr, Field(pattern=TAXI_TYPE.pattern)]
+    taxi_type: Annotated[StrictStr, Field(pattern=f"^{TAXI_TYPE.pattern}$")]
     month: NotRequired[Annotated[StrictStr, Field(pattern=r"^\d{4}-\d{2}$")]]
     scheduled_time: NotRequired[StrictStr]
     time_zone: NotRequired[StrictStr]
