@@ -117,9 +117,8 @@ def table(outcomes: list[MonthOutcome], wall_seconds: float) -> str:
     total_rows = sum(o.rows or 0 for o in outcomes)
     total_unscored = sum(o.unpredicted or 0 for o in outcomes)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-    lines.append(
-        f"{'total':<8} {f'{len(outcomes)} months':<8} {total_rows:>12,} {total_unscored:>10,} {wall_seconds:>8.1f}  {summary}"
-    )
+    months = f"{len(outcomes)} months"
+    lines.append(f"{'total':<8} {months:<8} {total_rows:>12,} {total_unscored:>10,} {wall_seconds:>8.1f}  {summary}")
     return "\n".join(lines)
 
 
