@@ -18,7 +18,7 @@ VENV_BIN := .venv/bin
 TOOLS_STAMP := .tools/.installed
 VENV_STAMP := .venv/.installed
 
-.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-lambda bench-web bench-batch bench-e2e clean
+.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-lambda bench-web bench-batch bench-scoring bench-e2e clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo"
@@ -78,10 +78,13 @@ bench-web: setup
 bench-batch: setup
 	$(VENV_BIN)/python -m bench.batch_bench
 
+bench-scoring: setup
+	$(VENV_BIN)/python -m bench.scoring_sizing
+
 bench-e2e: setup localstack-setup
 	$(VENV_BIN)/python -m bench.e2e_bench
 
-bench: bench-lambda bench-web bench-batch bench-e2e
+bench: bench-lambda bench-web bench-batch bench-scoring bench-e2e
 
 clean:
 	rm -rf .venv .tools .localstack mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis
