@@ -71,7 +71,8 @@ def main() -> int:
         print(f"model: {description}, as an MLflow directory; {os.cpu_count()} CPUs")
         print(f"input:  {args.rows:,} generated yellow trips, {source.stat().st_size / 2**20:,.0f} MiB parquet")
         print(f"output: {output.stat().st_size / 2**20:,.0f} MiB parquet")
-        print(f"{run.name}: {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:,.0f} MiB, {run.rows_per_second:,.0f} rows/s")
+        rate = f"{run.rows_per_second:,.0f} rows/s"
+        print(f"{run.name}: {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:,.0f} MiB, {rate}")
     return 0
 
 
