@@ -1,6 +1,7 @@
-# Lambda container image shared by both stream consumers:
+# Lambda container image shared by the two stream consumers and the monthly scoring function:
 #   prediction: lambda_function.lambda_handler   (default CMD)
 #   decision:   decision_function.lambda_handler (ImageConfig.Command in template.yaml)
+#   scoring:    score_function.lambda_handler    (ImageConfig.Command in template.yaml)
 #
 # AWS Lambda base image for Python 3.11, pinned to a dated tag so rebuilds are
 # reproducible; bump it deliberately to pick up runtime patches.
@@ -26,6 +27,6 @@ RUN pip install --no-cache-dir "pipenv==${PIPENV_VERSION}" \
     && rm -rf /root/.cache
 
 COPY model_service/ ./model_service/
-COPY lambda_function.py decision_function.py ./
+COPY lambda_function.py decision_function.py score_function.py ./
 
 CMD ["lambda_function.lambda_handler"]

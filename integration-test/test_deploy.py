@@ -31,6 +31,7 @@ def test_each_image_function_becomes_a_python311_zip_function_of_the_image_comma
     assert {name: p["Handler"] for name, p in by_name.items()} == {
         "PredictionFunction": "lambda_function.lambda_handler",
         "DecisionFunction": "decision_function.lambda_handler",
+        "ScoringFunction": "score_function.lambda_handler",
     }
     for properties in by_name.values():
         assert (properties["PackageType"], properties["Runtime"]) == ("Zip", "python3.11")
@@ -52,7 +53,9 @@ def test_everything_else_is_deployed_as_the_template_has_it(zip_template):
 
 def test_the_code_zip_holds_the_handlers_and_the_package_they_import(tmp_path):
     names = zipfile.ZipFile(deploy.code_zip(tmp_path / "code.zip")).namelist()
-    assert {"lambda_function.py", "decision_function.py", "model_service/__init__.py"} <= set(names)
+    assert {"lambda_function.py", "decision_function.py", "score_function.py", "model_service/__init__.py"} <= set(
+        names
+    )
     assert "model_service/kinesis/processor.py" in names
     assert not [n for n in names if "__pycache__" in n]
 

@@ -30,7 +30,7 @@ import yaml
 from local_stack import aws
 
 CODE_KEY = "ride-duration-code/functions.zip"
-FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "model_service")
+FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "score_function.py", "model_service")
 """What the Dockerfile copies into the image: the handlers and the package they import."""
 ZIP_RUNTIME = "python3.11"
 DEFAULT_HANDLER = "lambda_function.lambda_handler"
