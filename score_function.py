@@ -24,9 +24,12 @@ from model_service.kinesis.telemetry import function_telemetry
 from model_service.monthly import score_month
 from model_service.scheduled_scoring import scoring_request
 from model_service.service import PredictionService
+from model_service.storage import remove_leftover_copies
 
 settings = Settings.from_env()
 logger, metrics = function_telemetry(settings, default_service="ride-duration-scoring")
+if removed := remove_leftover_copies():
+    logger.warning("removed the S3 copies of runs killed before their clean-up", extra={"directories": removed})
 
 service = PredictionService.load(settings.model_uri, settings.model_version)
 logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_version": service.version})

@@ -24,6 +24,7 @@ from typing import Any
 from model_service.errors import InputNotFound, UnsafeOutput
 
 S3_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket"}
+TEMPORARY_PREFIXES = ("batch-input-", "batch-output-")
 
 
 def is_s3(path: str) -> bool:
@@ -87,7 +88,7 @@ def local_copy(path: str) -> Iterator[str]:
     from botocore.exceptions import ClientError
 
     bucket, key = split_s3(path)
-    with tempfile.TemporaryDirectory(prefix="batch-input-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIXES[0]) as tmp:
         local = Path(tmp) / Path(key).name
         try:
             s3_client().download_file(bucket, key, str(local))
@@ -103,7 +104,7 @@ def complete_output(path: str) -> Iterator[str]:
     """A temporary local file to write; it becomes ``path`` only if the block ends without an error."""
     if is_s3(path):
         bucket, key = split_s3(path)
-        with tempfile.TemporaryDirectory(prefix="batch-output-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIXES[1]) as tmp:
             local = Path(tmp) / Path(key).name
             yield str(local)
             s3_client().upload_file(str(local), bucket, key)
@@ -121,3 +122,19 @@ def complete_output(path: str) -> Iterator[str]:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def remove_leftover_copies() -> int:
+    """Delete the S3 copies a killed run left in the temporary directory; returns how many.
+
+    A Lambda run that times out is killed before its temporary directories are
+    removed, and /tmp outlives it in the same execution environment: a few such
+    runs would fill the function's ephemeral storage. Only safe where no other
+    run shares the directory, as at a Lambda container's start.
+    """
+    import shutil
+
+    leftovers = [p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(TEMPORARY_PREFIXES)]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(leftovers)

@@ -139,3 +139,16 @@ def test_an_event_that_does_not_name_one_month_clearly_is_refused_naming_the_fie
 
     assert refused.value.errors[0]["field"] == field
     assert reason in refused.value.errors[0]["reason"]
+
+
+def test_a_new_container_removes_the_s3_copies_a_killed_run_left_in_tmp(load_function, s3, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    (tmp_path / "batch-input-abc").mkdir()
+    (tmp_path / "batch-input-abc" / "yellow_tripdata_2023-01.parquet").write_bytes(b"x" * 1000)
+    (tmp_path / "batch-output-def").mkdir()
+    (tmp_path / "someone-elses").mkdir()
+
+    load_function("score_function", BATCH_INPUT_TEMPLATE=INPUT_TEMPLATE, BATCH_OUTPUT_TEMPLATE=OUTPUT_TEMPLATE)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["someone-elses"]
