@@ -18,19 +18,10 @@ from local_stack.aws import wait_until
 from model_service.cli import main
 from model_service.sample_data import make_trips
 from model_service.service import PredictionService
+from tests.test_batch import COURSE_COLUMNS
 
 DATA_BUCKET = "ride-duration-data"
 """The template's default DataBucket; the template expects it to exist, as a data lake's bucket would."""
-COURSE_COLUMNS = [
-    "ride_id",
-    "lpep_pickup_datetime",
-    "PULocationID",
-    "DOLocationID",
-    "actual_duration",
-    "predicted_duration",
-    "diff",
-    "model_version",
-]
 MONTHS = {"2021-01": 700, "2021-02": 500}
 """The two monthly files put in S3, and their rows."""
 RUN_TIMEOUT = 120

@@ -106,7 +106,7 @@ def _check_columns(schema: pa.Schema, name: str) -> tuple[str, str] | None:
             raise BadInputFile(name, f"zone ids must be integers from 1 to {MAX_ZONE_ID}, not {kind}", column)
     kind = schema.field("trip_distance").type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-        raise BadInputFile(name, f"trip_distance must be a number of miles, not {kind}", "trip_distance")
+        raise BadInputFile(name, f"must be a number of miles, not {kind}", "trip_distance")
     if timestamps:
         kinds = [schema.field(column).type for column in timestamps]
         for column, kind in zip(timestamps, kinds, strict=True):

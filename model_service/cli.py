@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from model_service.config import Settings
 from model_service.errors import ServiceError
-from model_service.monthly import Month
 from model_service.training import MODEL_TYPES
+
+if TYPE_CHECKING:
+    from model_service.monthly import Month
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -194,6 +197,8 @@ def _fraction(text: str) -> float:
 
 
 def _month(text: str) -> Month:
+    from model_service.monthly import Month
+
     try:
         return Month.parse(text)
     except ValueError as exc:

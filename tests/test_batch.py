@@ -204,17 +204,21 @@ def test_a_missing_input_file_is_file_not_found(service, tmp_path):
         score_file(service, str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet"))
 
 
-def test_a_failed_run_leaves_no_output_file_behind(service, tmp_path, monkeypatch):
-    source = write_trips(tmp_path / "trips.parquet", make_trips(500))
+def fail_on_second_chunk(service, monkeypatch) -> None:
     calls = []
 
-    def fail_on_second_chunk(pu, do, distance):
+    def predict(pu, do, distance):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("model broke")
         return np.zeros(len(pu))
 
-    monkeypatch.setattr(service, "predict_columns", fail_on_second_chunk)
+    monkeypatch.setattr(service, "predict_columns", predict)
+
+
+def test_a_failed_run_leaves_no_output_file_behind(service, tmp_path, monkeypatch):
+    source = write_trips(tmp_path / "trips.parquet", make_trips(500))
+    fail_on_second_chunk(service, monkeypatch)
 
     with pytest.raises(RuntimeError):
         score_file(service, source, str(tmp_path / "out" / "x.parquet"), chunk_rows=100)
@@ -417,7 +421,7 @@ def test_a_distance_given_as_text_exits_2_naming_the_column(model_bin, tmp_path,
 
     assert (code, err) == (
         2,
-        [f"error: {source}: column trip_distance: trip_distance must be a number of miles, not large_string"],
+        [f"error: {source}: column trip_distance: must be a number of miles, not large_string"],
     )
 
 
@@ -505,18 +509,6 @@ def test_an_output_that_is_a_directory_is_refused_before_scoring(model_bin, tmp_
     code, err = score_command(model_bin, source, tmp_path / "out", capsys)
 
     assert (code, err) == (2, [f"error: {tmp_path}/out: the output is a directory; give a file name"])
-
-
-def fail_on_second_chunk(service, monkeypatch) -> None:
-    calls = []
-
-    def predict(pu, do, distance):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("model broke")
-        return np.zeros(len(pu))
-
-    monkeypatch.setattr(service, "predict_columns", predict)
 
 
 def test_a_failed_run_leaves_the_previous_output_whole(service, tmp_path, monkeypatch):
