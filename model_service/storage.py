@@ -73,7 +73,8 @@ def refuse_unsafe_output(input_path: str, output_path: str) -> None:
         )
     if same:
         raise UnsafeOutput(f"{output_path}: the output is the input file; write the predictions elsewhere")
-    if not is_s3(output_path) and Path(output_path).is_dir():
+    directory = split_s3(output_path)[1].endswith("/") if is_s3(output_path) else Path(output_path).is_dir()
+    if directory:
         raise UnsafeOutput(f"{output_path}: the output is a directory; give a file name")
 
 

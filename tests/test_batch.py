@@ -497,6 +497,11 @@ def test_an_output_that_is_a_hard_link_to_the_input_is_refused(service, tmp_path
         score_file(service, str(source), str(tmp_path / "link.parquet"))
 
 
+def test_an_s3_output_that_names_a_prefix_is_refused(service, aws):
+    with pytest.raises(UnsafeOutput, match=r"s3://trips/out/: the output is a directory; give a file name"):
+        score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/out/")
+
+
 def test_an_s3_output_equal_to_the_s3_input_is_refused(service, aws):
     with pytest.raises(UnsafeOutput, match="the output is the input file"):
         score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/green/2021-02.parquet")
