@@ -72,10 +72,7 @@ def month_before(scheduled_time: str, time_zone: str = "UTC") -> Month:
     schedule set for 00:30 on the 1st in Tokyo fires on the last day of the
     previous month in UTC, so the month is taken where the schedule lives.
     """
-    try:
-        zone = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"time_zone {time_zone!r} is not an IANA time zone such as America/New_York") from None
+    zone = zone_info(time_zone)
     try:
         fired = datetime.fromisoformat(scheduled_time)
     except ValueError:
@@ -84,6 +81,14 @@ def month_before(scheduled_time: str, time_zone: str = "UTC") -> Month:
         raise ValueError(f"scheduled_time {scheduled_time!r} has no UTC offset")
     local = fired.astimezone(zone)
     return Month(local.year, local.month).previous()
+
+
+def zone_info(name: str) -> ZoneInfo:
+    """An IANA time zone by name, or a ValueError saying it is not one."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone such as America/New_York") from None
 
 
 def month_paths(input_template: str, output_template: str, *, taxi_type: str, month: Month) -> tuple[str, str]:

@@ -17,6 +17,8 @@ the wrong month.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired
 
@@ -24,7 +26,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
 from typing_extensions import TypedDict
 
 from model_service.errors import SchemaViolation
-from model_service.monthly import TAXI_TYPE, Month, month_before
+from model_service.monthly import TAXI_TYPE, Month, month_before, zone_info
 from model_service.schema import validate
 
 
@@ -51,14 +53,24 @@ class ScoringRequest:
 def scoring_request(event: Any) -> ScoringRequest:
     """The month to score, or a SchemaViolation naming the event's field at fault and why."""
     fields = validate(SCORING_EVENT, event)
-    try:
-        if "month" in fields:
+    if "month" in fields:
+        with _field("month"):
             month = Month.parse(fields["month"])
-        elif "scheduled_time" in fields:
-            month = month_before(fields["scheduled_time"], fields.get("time_zone", "UTC"))
-        else:
-            raise ValueError("give month (YYYY-MM) or scheduled_time")
-    except ValueError as exc:
-        field = "month" if "month" in fields or "scheduled_time" not in fields else "scheduled_time"
-        raise SchemaViolation([{"field": field, "reason": str(exc)}]) from None
+    elif "scheduled_time" in fields:
+        zone = fields.get("time_zone", "UTC")
+        with _field("time_zone"):
+            zone_info(zone)
+        with _field("scheduled_time"):
+            month = month_before(fields["scheduled_time"], zone)
+    else:
+        raise SchemaViolation([{"field": "month", "reason": "give month (YYYY-MM) or scheduled_time"}])
     return ScoringRequest(fields["taxi_type"], month, fields.get("skip_existing", False))
+
+
+@contextmanager
+def _field(name: str) -> Iterator[None]:
+    """A ValueError inside becomes a SchemaViolation of field ``name``."""
+    try:
+        yield
+    except ValueError as exc:
+        raise SchemaViolation([{"field": name, "reason": str(exc)}]) from None

@@ -126,6 +126,11 @@ def test_an_explicit_month_wins_over_the_scheduled_time():
         ({"taxi_type": "green", "month": "2021-13"}, "month", "month must be 1 to 12, not 13"),
         ({"taxi_type": "green", "month": "Feb 2021"}, "month", "String should match pattern"),
         ({"taxi_type": "green", "scheduled_time": "soon"}, "scheduled_time", "not an ISO 8601 time"),
+        (
+            {"taxi_type": "green", "scheduled_time": "2021-03-02T11:00:00Z", "time_zone": "Mars/Olympus"},
+            "time_zone",
+            "'Mars/Olympus' is not an IANA time zone",
+        ),
         ({"taxi_type": "../models", "month": "2021-02"}, "taxi_type", "String should match pattern"),
         ({"month": "2021-02"}, "taxi_type", "Field required"),
         ({"taxi_type": "green", "month": "2021-02", "skip_existing": "yes"}, "skip_existing", "valid boolean"),
