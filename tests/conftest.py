@@ -97,6 +97,7 @@ def registry(tmp_path_factory, fitted_pipeline):
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("ride-duration")  # not the experiment id another store made current
         with mlflow.start_run() as run:
             info = log_model(fitted_pipeline, registered_model_name="ride-duration")
         mlflow.MlflowClient().set_registered_model_alias("ride-duration", "champion", info.registered_model_version)
