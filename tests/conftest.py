@@ -50,14 +50,17 @@ def model_bin(tmp_path_factory, fitted_pipeline) -> Path:
     return path
 
 
+def saved_as_training_logs(pipeline, directory: Path) -> Path:
+    from model_service.training import save_model
+
+    save_model(pipeline, directory / "model")
+    return directory / "model"
+
+
 @pytest.fixture(scope="session")
 def mlflow_model_dir(tmp_path_factory, fitted_pipeline) -> Path:
     """An MLflow model directory as training logs it: sklearn flavour (skops) and the weight table."""
-    from model_service.training import save_model
-
-    path = tmp_path_factory.mktemp("mlflow") / "model"
-    save_model(fitted_pipeline, path)
-    return path
+    return saved_as_training_logs(fitted_pipeline, tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(scope="session")
@@ -74,11 +77,7 @@ def fitted_forest(training_trips):
 @pytest.fixture(scope="session")
 def forest_model_dir(tmp_path_factory, fitted_forest) -> Path:
     """An MLflow model directory of a random forest: no weight table, scikit-learn serves it."""
-    from model_service.training import save_model
-
-    path = tmp_path_factory.mktemp("forest") / "model"
-    save_model(fitted_forest, path)
-    return path
+    return saved_as_training_logs(fitted_forest, tmp_path_factory.mktemp("forest"))
 
 
 @pytest.fixture(scope="module")
