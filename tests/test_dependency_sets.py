@@ -26,6 +26,7 @@ OPTIONAL = {
     "pluggy": "pytest",
     "iniconfig": "pytest",
     "pygments": "pytest",
+    "tqdm": "mlflow.genai's simulators, when installed",
 }
 """Imported only because this test environment has them: each importer goes on without them."""
 SKLEARN_OPTIONAL = {"pandas": "sklearn.utils.fixes, when installed", "pyarrow": "pandas"}
@@ -85,6 +86,16 @@ def test_the_prediction_function_serves_a_trained_model_with_the_lambda_category
 
 def test_the_decision_function_needs_the_lambda_category_alone():
     assert_covered(imported_distributions("import decision_function"), "lambda")
+
+
+HANDLERS = sorted(path.stem for path in ROOT.glob("*_function.py"))
+"""Every Lambda handler the image holds (the Dockerfile copies each ``*_function.py``)."""
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_every_handler_in_the_image_needs_only_the_categories_the_image_installs(handler, mlflow_model_dir):
+    imported = imported_distributions(f"import {handler}", MODEL_URI=str(mlflow_model_dir))
+    assert_covered(imported, "lambda", "batch")
 
 
 def test_a_forest_needs_the_sklearn_category_on_top(forest_model_dir):
