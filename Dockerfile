@@ -1,6 +1,6 @@
-# Lambda container image shared by the stream consumers (target `lambda`):
+# Lambda container image (target `lambda`) of every handler, `*_function.py`:
 #   prediction: lambda_function.lambda_handler   (default CMD)
-#   decision:   decision_function.lambda_handler (ImageConfig.Command in template.yaml)
+#   the others: <name>_function.lambda_handler   (ImageConfig.Command in template.yaml)
 #
 # It installs only the Pipfile categories its handlers import (see Pipfile):
 # `lambda` and `batch`. That serves a weight-table model, which is what
@@ -35,6 +35,6 @@ RUN pip install --no-cache-dir "pipenv==${PIPENV_VERSION}" \
     && rm -rf /root/.cache
 
 COPY model_service/ ./model_service/
-COPY lambda_function.py decision_function.py ./
+COPY *_function.py ./
 
 CMD ["lambda_function.lambda_handler"]
