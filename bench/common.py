@@ -87,6 +87,7 @@ def trained_model(workdir: Path) -> tuple[Path, str]:
         make_trips(60_000, seed=1).to_parquet(train_path)
         make_trips(20_000, seed=2, start="2021-02-01").to_parquet(val_path)
         description = "trained by the project on generated trips (../shared is absent)"
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the report, not a progress bar
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
     cwd = Path.cwd()
     os.chdir(workdir)  # MLflow writes its artifacts under the working directory

@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -172,7 +173,9 @@ def main() -> None:
         os.environ.update({"MODEL_URI": str(course_model), "TEST_RUN": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
         import lambda_function
 
-        vectorizer, regressor = pickle.loads(course_model.read_bytes())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the course's lin_reg.bin was pickled with scikit-learn 1.0.2
+            vectorizer, regressor = pickle.loads(course_model.read_bytes())
         service, version = lambda_function.service, lambda_function.service.version
         course = CourseModelService(vectorizer, regressor, version)
         event = ride_kinesis_event(n)
