@@ -18,7 +18,7 @@ VENV_BIN := .venv/bin
 TOOLS_STAMP := .tools/.installed
 VENV_STAMP := .venv/.installed
 
-.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-lambda bench-web bench-batch bench-scoring bench-e2e clean
+.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo"
@@ -69,6 +69,9 @@ demo: setup localstack-setup
 demo-offline: setup
 	$(VENV_BIN)/python -m scripts.demo offline
 
+bench-deps: setup
+	$(VENV_BIN)/python -m bench.dependency_sizes
+
 bench-lambda: setup
 	$(VENV_BIN)/python -m bench.lambda_bench
 
@@ -84,7 +87,7 @@ bench-scoring: setup
 bench-e2e: setup localstack-setup
 	$(VENV_BIN)/python -m bench.e2e_bench
 
-bench: bench-lambda bench-web bench-batch bench-scoring bench-e2e
+bench: bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e
 
 clean:
 	rm -rf .venv .tools .localstack mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis

@@ -1,10 +1,10 @@
 """AWS Lambda entry point of scheduled batch scoring: one month of trips in S3 in, its predictions file out.
 
-A thin adapter over ``model_service``, from the same image as the stream
-functions: EventBridge Scheduler (or the backfill) names a month in the event,
-``scheduled_scoring`` reads it, ``monthly.score_month`` scores the month with
-the batch job's code and replaces its output in one step, so a re-run is
-harmless. The model is loaded once per container, at import, as in
+A thin adapter over ``model_service``, from the same Dockerfile as the stream
+functions (its ``scoring`` target, which adds parquet): EventBridge Scheduler
+(or the backfill) names a month in the event, ``scheduled_scoring`` reads it,
+``monthly.score_month`` scores the month with the batch job's code and replaces
+its output in one step, so a re-run is harmless. The model is loaded once per container, at import, as in
 ``lambda_function.py``.
 
 A month that cannot be scored (its input is missing or unreadable, the event

@@ -1,12 +1,102 @@
-"""What the benchmarks share: the model they serve and a free loopback port."""
+"""What the benchmarks share: the models they serve and the machine they run on."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE_MODEL = ROOT.parent / "shared" / "models" / "lin_reg.bin"
+SHARED = ROOT.parent / "shared"
+COURSE_MODEL = SHARED / "models" / "lin_reg.bin"
+COURSE_MONTHS = tuple(SHARED / "data" / f"green_tripdata_2021-{m:02d}.parquet" for m in (1, 2))
+
+
+# A child's ru_maxrss counts the pages it inherits at fork, and a benchmark
+# holds models and data, so each measured command is started from a fresh,
+# small interpreter that waits for it and reports its peak RSS.
+MEASURE = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+job = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(job.pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss, flush=True)
+"""
+
+
+@dataclass(frozen=True)
+class Measured:
+    output: list[str]
+    """The command's standard output, line by line."""
+    seconds: float
+    """Wall time, interpreter start-up included."""
+    peak_rss_mib: float
+
+
+def measured(argv: list[str], env: dict[str, str]) -> Measured:
+    """Run ``argv`` from the project root and measure it; exit with its error output if it fails."""
+    run = subprocess.run([sys.executable, "-c", MEASURE, *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+    *output, last = run.stdout.splitlines() or ["1 0 0"]
+    code, seconds, max_rss_kib = last.split()
+    if int(code) != 0 or run.returncode != 0:
+        raise SystemExit(f"{argv} exited with {code}:\n{run.stderr}")
+    return Measured(output, float(seconds), int(max_rss_kib) / 1024)
+
+
+def machine() -> str:
+    """The machine the figures come from: CPUs, their model, the load, numpy's BLAS kernel and its overrides."""
+    from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    blas = ", ".join(
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')}".strip()
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    )
+    overrides = " ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs ({cpu}), load average {load}; numpy BLAS: {blas or 'none'} {overrides}".strip()
+
+
+def trained_model(workdir: Path) -> tuple[Path, str]:
+    """The project's own trained model, logged by ``training.train`` and downloaded as its MLflow directory.
+
+    Trained on the course's months when ../shared has them, else on generated trips.
+    """
+    import mlflow
+
+    from model_service.sample_data import make_trips
+    from model_service.training import train
+
+    if all(p.exists() for p in COURSE_MONTHS):
+        train_path, val_path = map(str, COURSE_MONTHS)
+        description = "trained by the project on the course's January, validated on February"
+    else:
+        train_path, val_path = str(workdir / "train.parquet"), str(workdir / "val.parquet")
+        make_trips(60_000, seed=1).to_parquet(train_path)
+        make_trips(20_000, seed=2, start="2021-02-01").to_parquet(val_path)
+        description = "trained by the project on generated trips (../shared is absent)"
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the report, not a progress bar
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    cwd = Path.cwd()
+    os.chdir(workdir)  # MLflow writes its artifacts under the working directory
+    try:
+        result = train(train_path, val_path, tracking_uri=tracking, register=False)
+        model_dir = mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(workdir / "model"))
+    finally:
+        os.chdir(cwd)
+    return Path(model_dir), description
 
 
 def bench_model(workdir: Path) -> tuple[Path, str]:
@@ -34,8 +124,20 @@ def generated_pipeline():
 
 
 def save_mlflow_model(pipeline, path: Path) -> Path:
-    """The pipeline as the MLflow model directory the functions load (skops, as training logs it)."""
-    import mlflow.sklearn
+    """The pipeline as the MLflow model directory the functions load, as training logs it."""
+    from model_service.training import save_model
 
-    mlflow.sklearn.save_model(pipeline, str(path), pip_requirements=["scikit-learn"])
+    save_model(pipeline, path)
     return path
+
+
+def as_mlflow_model(model_bin: Path, path: Path) -> Path:
+    """A course model.bin's (DictVectorizer, regressor) as the MLflow model training would log: the same weights."""
+    import warnings
+
+    from sklearn.pipeline import make_pipeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the course's lin_reg.bin was pickled with scikit-learn 1.0.2
+        vectorizer, regressor = pickle.loads(model_bin.read_bytes())
+    return save_mlflow_model(make_pipeline(vectorizer, regressor), path)

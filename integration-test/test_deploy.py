@@ -88,3 +88,58 @@ def test_zip_functions_deployed_by_the_cli_predict_rides(localstack, clients, mo
     events: list[dict] = []
     wait_until(lambda: events.extend(tail.events()) or events, 90, "a prediction from the Zip function")
     assert [e["prediction"]["ride_id"] for e in events] == ["zip-1"]
+
+
+@pytest.fixture
+def registered_model(tmp_path, monkeypatch) -> str:
+    """A model logged as training logs it, registered as ride-duration version 1 with the alias champion."""
+    import mlflow
+
+    from model_service.features import features_for_frame
+    from model_service.sample_data import make_trips
+    from model_service.training import build_pipeline, log_model
+    from model_service.trips import add_duration
+
+    monkeypatch.chdir(tmp_path)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_experiment("ride-duration")  # not the experiment id another store made current
+    trips = add_duration(make_trips(2000, seed=3))
+    pipeline = build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
+    with mlflow.start_run():
+        info = log_model(pipeline, registered_model_name="ride-duration")
+    mlflow.MlflowClient().set_registered_model_alias("ride-duration", "champion", info.registered_model_version)
+    return "models:/ride-duration@champion"
+
+
+def test_a_registered_model_is_resolved_copied_under_its_version_and_served_as_it(
+    localstack, clients, registered_model, capsys, phase
+):
+    streams = {
+        "InputStreamName": "resolved_ride_events",
+        "PredictionsStreamName": "resolved_ride_predictions",
+        "DecisionsStreamName": "resolved_ride_decisions",
+        "DeadLetterStreamName": "resolved_ride_dead_letters",
+        "ModelBucket": "ride-duration-resolved-models",
+    }
+    args = [
+        "--endpoint",
+        localstack.endpoint,
+        "--model-uri",
+        registered_model,
+        "--stack-name",
+        "ride-duration-resolved",
+    ]
+    with phase("deploy.py --model-uri (resolve step)"):
+        status = deploy.main([*args, *(f"--param={k}={v}" for k, v in streams.items())])
+    outputs = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
+    assert status == 0
+    assert outputs["ModelUri"] == "s3://ride-duration-resolved-models/ride-duration/ride-duration/1"
+
+    ride = {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}, "ride_id": "resolved-1"}
+    clients("kinesis").put_record(StreamName="resolved_ride_events", Data=json.dumps(ride).encode(), PartitionKey="1")
+    tail = StreamTail(clients("kinesis"), "resolved_ride_predictions")
+    events: list[dict] = []
+    wait_until(lambda: events.extend(tail.events()) or events, 90, "a prediction from the resolved model")
+    assert [(e["prediction"]["ride_id"], e["version"]) for e in events] == [("resolved-1", "1")]

@@ -28,6 +28,8 @@ IMAGE_URI = "000000000000.dkr.ecr.us-east-1.amazonaws.com/ride-duration:local"
 """Never pulled: the local-process executor runs the image's handler from the project tree."""
 MODEL_BUCKET = "ride-duration-models"
 MODEL_PREFIX = "ride-duration"
+MODEL_WRITER_ARN = "arn:aws:iam::000000000000:root"
+"""LocalStack's default caller, which uploads the models: the template's ModelWriterArns."""
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -109,7 +111,14 @@ def deploy(
 ) -> DeployedStack:
     """Create the stack from template.yaml (or a variant of it) and wait; fail with the events that say why."""
     cfn = clients("cloudformation")
-    overrides = {"ImageUri": IMAGE_URI, "ModelBucket": MODEL_BUCKET, "ModelPrefix": MODEL_PREFIX, **(parameters or {})}
+    overrides = {
+        "ImageUri": IMAGE_URI,
+        "ScoringImageUri": IMAGE_URI,
+        "ModelBucket": MODEL_BUCKET,
+        "ModelPrefix": MODEL_PREFIX,
+        "ModelWriterArns": MODEL_WRITER_ARN,
+        **(parameters or {}),
+    }
     cfn.create_stack(
         StackName=stack_name,
         TemplateBody=template_body or TEMPLATE.read_text(),

@@ -1,6 +1,6 @@
 """Deploy template.yaml to a LocalStack that is already running: upload the model, create the stack.
 
-    python -m local_stack.deploy --endpoint http://localhost:4566 --model-uri models:/ride-duration/1
+    python -m local_stack.deploy --endpoint http://localhost:4566 --model-uri models:/ride-duration@champion
     python -m local_stack.deploy --endpoint http://localhost:4566 --model-dir export/model \\
         --zip-functions --param PredictionBatchSize=500
 
@@ -23,11 +23,15 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from local_stack import aws
+from model_service.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from model_service.registry import DeployableModel
 
 CODE_KEY = "ride-duration-code/functions.zip"
 FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "score_function.py", "model_service")
@@ -88,14 +92,27 @@ def code_zip(destination: Path) -> Path:
     return destination
 
 
-def export_model(model_uri: str, destination: Path) -> Path:
-    """An MLflow model (``models:/...``, ``runs:/...``) as a directory, from MLFLOW_TRACKING_URI's store."""
-    import mlflow
+def publish_model(
+    clients: aws.Clients, model_uri: str, bucket: str = aws.MODEL_BUCKET, prefix: str = aws.MODEL_PREFIX
+) -> DeployableModel:
+    """The deploy-time resolution step: ``model_uri`` (``models:/``, ``runs:/``) pinned, checked, copied to S3.
 
+    The same as ``python -m model_service resolve --upload-to s3://bucket/prefix``
+    against LocalStack; deploy with ``ModelUri`` and ``ModelVersion`` from the result.
+    """
     from model_service.config import Settings
+    from model_service.registry import prepare_deployment
 
-    mlflow.set_tracking_uri(Settings.from_env().tracking_uri)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(destination)))
+    settings = Settings.from_env()
+    s3 = clients("s3")
+    s3.create_bucket(Bucket=bucket)
+    return prepare_deployment(
+        model_uri,
+        upload_to=f"s3://{bucket}/{prefix}",
+        s3=s3,
+        allow_pickle=settings.model_allow_pickle,
+        tracking_uri=settings.tracking_uri,
+    )
 
 
 def deploy_zip_functions(
@@ -112,7 +129,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint", default="http://localhost:4566", help="LocalStack's URL")
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model-dir", type=Path, help="an MLflow model directory to upload")
-    model.add_argument("--model-uri", help="an MLflow model URI to export from MLFLOW_TRACKING_URI and upload")
+    model.add_argument(
+        "--model-uri",
+        help="an MLflow model URI (models:/, runs:/) in MLFLOW_TRACKING_URI's store, resolved and uploaded",
+    )
     parser.add_argument("--stack-name", default="ride-duration", help="CloudFormation stack name")
     parser.add_argument(
         "--param", action="append", default=[], metavar="K=V", help="template parameter override (repeatable)"
@@ -130,19 +150,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     parameters = dict(p.split("=", 1) for p in args.param)
     clients = aws.Clients(args.endpoint)
+    bucket = parameters.get("ModelBucket", aws.MODEL_BUCKET)
+    prefix = parameters.get("ModelPrefix", aws.MODEL_PREFIX)
     with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
         workdir = Path(tmp)
-        model_dir = args.model_dir or export_model(args.model_uri, workdir / "model")
-        if not (model_dir / "MLmodel").is_file():
-            print(f"error: {model_dir} is not an MLflow model directory (it has no MLmodel file)", file=sys.stderr)
-            return 2
-        model_uri = aws.upload_model(
-            clients,
-            model_dir,
-            parameters.get("ModelBucket", aws.MODEL_BUCKET),
-            parameters.get("ModelPrefix", aws.MODEL_PREFIX),
-        )
-        print(f"model uploaded to {model_uri}", file=sys.stderr)
+        if args.model_uri:
+            try:
+                model = publish_model(clients, args.model_uri, bucket, prefix)
+            except ModelLoadError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            parameters = {"ModelUri": model.model_uri, "ModelVersion": model.version, **parameters}
+            print(f"model {args.model_uri} (version {model.version}) uploaded to {model.model_uri}", file=sys.stderr)
+        else:
+            if not (args.model_dir / "MLmodel").is_file():
+                print(f"error: {args.model_dir} is not an MLflow model directory (no MLmodel file)", file=sys.stderr)
+                return 2
+            model_uri = aws.upload_model(clients, args.model_dir, bucket, prefix)
+            print(f"model uploaded to {model_uri}", file=sys.stderr)
         if args.zip_functions:
             stack = deploy_zip_functions(clients, args.stack_name, parameters, workdir)
         else:

@@ -31,6 +31,38 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve(args: argparse.Namespace) -> int:
+    from model_service.errors import ModelLoadError
+    from model_service.registry import prepare_deployment
+
+    s3 = None
+    if args.upload_to:
+        import boto3
+
+        s3 = boto3.client("s3")
+    try:
+        model = prepare_deployment(
+            args.model_uri,
+            upload_to=args.upload_to,
+            s3=s3,
+            allow_pickle=args.allow_pickle,
+            tracking_uri=args.tracking_uri,
+        )
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    resolved = model.resolved
+    print(f"{resolved.uri} is version {resolved.version}, at {resolved.artifact_uri}", file=sys.stderr)
+    print(f"checked: it loads and predicts as the function will serve it ({model.description})", file=sys.stderr)
+    if args.upload_to:
+        print(f"copied to {model.model_uri}", file=sys.stderr)
+    elif not model.model_uri.startswith("s3://"):
+        print("note: the Lambda function reads s3:// only; add --upload-to s3://<bucket>/<prefix>", file=sys.stderr)
+    print(f"MODEL_URI={model.model_uri}")
+    print(f"MODEL_VERSION={model.version}")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from model_service.batch import score_file
     from model_service.monthly import Month, month_paths
@@ -239,6 +271,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-register", action="store_true", help="log the run's model without registering it")
     train.set_defaults(run=_train)
+
+    resolve = commands.add_parser(
+        "resolve",
+        help="pin an MLflow model URI to its version, check it loads, copy it to S3 for the Lambda function",
+        description=(
+            "Resolves models:/name/N, models:/name@alias or runs:/<run>/<path> with MLflow, loads the model as "
+            "the functions will, and prints the MODEL_URI and MODEL_VERSION to deploy with. With --upload-to, "
+            "the model is copied to <prefix>/<name>/<version> (runs: <prefix>/runs/<run>/<path>) first, and "
+            "MODEL_URI is that copy. The endpoint is boto3's (AWS_ENDPOINT_URL for LocalStack)."
+        ),
+    )
+    resolve.add_argument(
+        "model_uri", help="models:/name/N, models:/name@alias, models:/name/latest or runs:/<run>/<path>"
+    )
+    resolve.add_argument("--upload-to", metavar="s3://BUCKET/PREFIX", help="copy the model under this S3 prefix")
+    resolve.add_argument(
+        "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
+    )
+    resolve.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        default=settings.model_allow_pickle,
+        help="accept an MLflow model saved with pickle (MODEL_ALLOW_PICKLE); the function must allow it too",
+    )
+    resolve.set_defaults(run=_resolve)
 
     score = commands.add_parser(
         "score",

@@ -29,6 +29,8 @@ def _flag(value: str | None) -> bool:
 class Settings:
     model_uri: str = f"models:/{REGISTERED_MODEL_NAME}/latest"
     model_version: str | None = None
+    model_allow_pickle: bool = False
+    """Let an MLflow model saved with pickle or cloudpickle load; they run code when read (skops never does)."""
     input_stream_name: str = "ride_events"
     """Where ride events arrive; ``produce`` sends to it (the template names it InputStreamName)."""
     predictions_stream_name: str = "ride_predictions"
@@ -64,6 +66,7 @@ class Settings:
         return cls(
             model_uri=get("MODEL_URI", defaults.model_uri),
             model_version=env.get("MODEL_VERSION") or None,
+            model_allow_pickle=_flag(env.get("MODEL_ALLOW_PICKLE")),
             input_stream_name=get("INPUT_STREAM_NAME", defaults.input_stream_name),
             predictions_stream_name=get("PREDICTIONS_STREAM_NAME", defaults.predictions_stream_name),
             dead_letter_stream_name=get("DEAD_LETTER_STREAM_NAME", defaults.dead_letter_stream_name),

@@ -53,6 +53,14 @@ class ModelLoadError(ServiceError, RuntimeError):
     """The model named by MODEL_URI cannot be served; the message says why and what to do."""
 
 
+class UnsafeModel(ModelLoadError):
+    """A model refused unread: pickle without MODEL_ALLOW_PICKLE, untrusted skops types, files outside it."""
+
+
+class UnusableModel(ModelLoadError):
+    """A model that loaded but is not a ride-duration model: it cannot predict a ride, or predicts nonsense."""
+
+
 class BadRequestBody(ServiceError, ValueError):
     """A web request body that cannot be predicted; ``errors`` says which field of which ride and why."""
 

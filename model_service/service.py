@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from model_service.features import features_for_columns, features_for_rides
+from model_service.config import Settings
+from model_service.features import columns_for_rides
 from model_service.model_loader import LoadedModel, load_model
 
 if TYPE_CHECKING:
@@ -21,8 +22,11 @@ class PredictionService:
         self._model = model
 
     @classmethod
-    def load(cls, uri: str, version: str | None = None) -> PredictionService:
-        return cls(load_model(uri, version))
+    def load(cls, uri: str, version: str | None = None, *, allow_pickle: bool | None = None) -> PredictionService:
+        """Load the model at ``uri``; ``allow_pickle`` defaults to the MODEL_ALLOW_PICKLE setting."""
+        if allow_pickle is None:
+            allow_pickle = Settings.from_env().model_allow_pickle
+        return cls(load_model(uri, version, allow_pickle=allow_pickle))
 
     @property
     def version(self) -> str:
@@ -32,11 +36,16 @@ class PredictionService:
     def model_uri(self) -> str:
         return self._model.uri
 
+    @property
+    def description(self) -> str:
+        """What serves the model: a weight table (numpy), or scikit-learn and which estimator."""
+        return self._model.description
+
     def predict(self, rides: Sequence[Ride]) -> list[float]:
         """Predicted minutes for each ride, in order, from one vectorised call."""
         if not rides:
             return []
-        return self._model.predictor.predict(features_for_rides(rides)).tolist()
+        return self.predict_columns(*columns_for_rides(rides)).tolist()
 
     def predict_columns(
         self, pu_location_id: np.ndarray, do_location_id: np.ndarray, trip_distance: np.ndarray
@@ -45,6 +54,4 @@ class PredictionService:
 
         The columns must already hold valid rides: int64 zone ids, float64 distances.
         """
-        return self._model.predictor.predict(
-            features_for_columns(pu_location_id.tolist(), do_location_id.tolist(), trip_distance.tolist())
-        )
+        return self._model.predictor.predict(pu_location_id, do_location_id, trip_distance)

@@ -23,7 +23,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -197,16 +196,14 @@ class Producer(threading.Thread):
 
 
 def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_uri: str) -> int:
-    from local_stack.deploy import export_model
+    from local_stack.deploy import publish_model
     from stream_tools.producer import rides_from_parquet, with_malformed
 
     clients = local_aws.Clients(endpoint)
-    with tempfile.TemporaryDirectory(prefix="demo-model-") as tmp:
-        model_dir = export_model(model_uri, Path(tmp))
-        s3_uri = local_aws.upload_model(clients, model_dir)
-    say(f"model {model_uri} uploaded to {s3_uri}")
+    model = publish_model(clients, model_uri)
+    say(f"model {model_uri} resolved to version {model.version} ({model.description}), uploaded to {model.model_uri}")
     deploy_started = time.monotonic()
-    stack = local_aws.deploy(clients, STACK_NAME)
+    stack = local_aws.deploy(clients, STACK_NAME, {"ModelUri": model.model_uri, "ModelVersion": model.version})
     say(
         f"deployed template.yaml as {STACK_NAME} in {time.monotonic() - deploy_started:.0f} s:"
         f" {stack.input_stream} -> prediction function -> {stack.predictions_stream} -> decision function"

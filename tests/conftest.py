@@ -50,14 +50,57 @@ def model_bin(tmp_path_factory, fitted_pipeline) -> Path:
     return path
 
 
+def saved_as_training_logs(pipeline, directory: Path) -> Path:
+    from model_service.training import save_model
+
+    save_model(pipeline, directory / "model")
+    return directory / "model"
+
+
 @pytest.fixture(scope="session")
 def mlflow_model_dir(tmp_path_factory, fitted_pipeline) -> Path:
-    """An MLflow model directory, as ``mlflow.sklearn.save_model`` writes it."""
-    import mlflow.sklearn
+    """An MLflow model directory as training logs it: sklearn flavour (skops) and the weight table."""
+    return saved_as_training_logs(fitted_pipeline, tmp_path_factory.mktemp("mlflow"))
 
-    path = tmp_path_factory.mktemp("mlflow") / "model"
-    mlflow.sklearn.save_model(fitted_pipeline, str(path), pip_requirements=["scikit-learn"])
-    return path
+
+@pytest.fixture(scope="session")
+def fitted_forest(training_trips):
+    from sklearn.ensemble import RandomForestRegressor
+
+    from model_service.training import build_pipeline
+
+    pipeline = build_pipeline("random-forest")
+    pipeline.set_params(randomforestregressor=RandomForestRegressor(n_estimators=5, max_depth=8, random_state=0))
+    return pipeline.fit(features_for_frame(training_trips), training_trips["duration"].to_numpy())
+
+
+@pytest.fixture(scope="session")
+def forest_model_dir(tmp_path_factory, fitted_forest) -> Path:
+    """An MLflow model directory of a random forest: no weight table, scikit-learn serves it."""
+    return saved_as_training_logs(fitted_forest, tmp_path_factory.mktemp("forest"))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, fitted_pipeline):
+    """A local MLflow tracking store with the pipeline logged by training's flavour, registered, aliased champion.
+
+    Built once per test module; yields the run id. MLFLOW_TRACKING_URI points at it meanwhile.
+    """
+    import mlflow
+
+    from model_service.training import log_model
+
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("ride-duration")  # not the experiment id another store made current
+        with mlflow.start_run() as run:
+            info = log_model(fitted_pipeline, registered_model_name="ride-duration")
+        mlflow.MlflowClient().set_registered_model_alias("ride-duration", "champion", info.registered_model_version)
+        yield run.info.run_id
 
 
 @pytest.fixture

@@ -153,10 +153,10 @@ def test_unpublishable_dead_letter_is_reported_so_it_is_not_lost(handler, kinesi
 
 
 def test_a_failing_model_fails_the_whole_batch(handler, monkeypatch):
-    def broken(features):
+    def broken(rides):
         raise MemoryError("model blew up")
 
-    monkeypatch.setattr(handler.service._model.predictor, "predict", broken)
+    monkeypatch.setattr(handler.service, "predict", broken)
     with pytest.raises(MemoryError):
         handler.lambda_handler(kinesis_event([ride_payload()]), LocalContext())
 

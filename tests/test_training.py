@@ -1,10 +1,13 @@
 """Training: TLC parquet in, an MLflow-tracked, registered model out, servable by MODEL_URI."""
 
+import numpy as np
 import pytest
 
 from model_service.cli import main
+from model_service.features import FEATURE_COLUMNS, features_for_frame
 from model_service.model_loader import load_model
 from model_service.sample_data import make_trips
+from model_service.training import train as train_model
 from model_service.trips import read_training_trips
 from tests.conftest import shared_path
 
@@ -71,9 +74,77 @@ def test_missing_input_file_is_a_clear_error(tmp_path, tracking, capsys):
     assert "nope.parquet" in capsys.readouterr().err
 
 
-@pytest.mark.shared_data
-def test_course_months_reproduce_the_course_validation_rmse(tracking, capsys):
+@pytest.fixture(scope="module")
+def course_months_training(tmp_path_factory):
+    """The course's recipe on the real January and February files, logged once for the tests below."""
     train = shared_path("data/green_tripdata_2021-01.parquet")
     val = shared_path("data/green_tripdata_2021-02.parquet")
-    assert main(["train", "--train", str(train), "--val", str(val), "--no-register"]) == 0
-    assert "val_rmse:  7.758715" in capsys.readouterr().out
+    root = tmp_path_factory.mktemp("course-months")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        result = train_model(str(train), str(val), tracking_uri=f"sqlite:///{root / 'mlflow.db'}", register=False)
+        yield result, val
+
+
+@pytest.mark.shared_data
+def test_course_months_reproduce_the_course_validation_rmse(course_months_training):
+    result, _ = course_months_training
+    assert f"{result.rmse:.6f}" == "7.758715"
+
+
+@pytest.mark.shared_data
+def test_on_the_real_february_the_served_model_predicts_what_scikit_learn_predicts(course_months_training):
+    result, val = course_months_training
+    served, pipeline = served_and_sklearn(result.model_uri)
+    trips = read_training_trips(str(val))
+    assert served.description == "weight table (numpy)"
+    assert (
+        np.max(np.abs(served.predictor.predict(*columns(trips)) - pipeline.predict(features_for_frame(trips)))) <= 1e-9
+    )
+
+
+def served_and_sklearn(model_uri):
+    """The model as the functions serve it, and the scikit-learn pipeline logged beside it."""
+    import mlflow
+    import skops.io
+
+    from model_service.model_loader import TRUSTED_TYPES
+
+    model_dir = mlflow.artifacts.download_artifacts(model_uri)
+    pipeline = skops.io.load(f"{model_dir}/model.skops", trusted=TRUSTED_TYPES)
+    return load_model(model_dir), pipeline
+
+
+def columns(trips):
+    return [trips[c].to_numpy() for c in FEATURE_COLUMNS]
+
+
+def test_a_trained_linear_model_is_served_from_a_weight_table_equal_to_its_pipeline(trip_files, tracking):
+    result = train_model(*trip_files, tracking_uri=tracking, register=False)
+    served, pipeline = served_and_sklearn(result.model_uri)
+    trips = read_training_trips(trip_files[1])
+    assert served.description == "weight table (numpy)"
+    assert (
+        np.max(np.abs(served.predictor.predict(*columns(trips)) - pipeline.predict(features_for_frame(trips)))) <= 1e-9
+    )
+
+
+def test_a_trained_random_forest_has_no_weight_table_and_is_served_by_scikit_learn(trip_files, tracking):
+    result = train_model(*trip_files, model_type="random-forest", tracking_uri=tracking, register=False)
+    served, pipeline = served_and_sklearn(result.model_uri)
+    trips = read_training_trips(trip_files[1])
+    assert served.description == "scikit-learn RandomForestRegressor"
+    # Not to the bit: the forest averages its trees in parallel, in no fixed order.
+    assert (
+        np.max(np.abs(served.predictor.predict(*columns(trips)) - pipeline.predict(features_for_frame(trips)))) <= 1e-9
+    )
+
+
+def test_a_weight_table_that_drifts_from_scikit_learn_is_never_logged(trip_files, tracking, monkeypatch):
+    from model_service import weight_table
+
+    original = weight_table.WeightTable.predict
+    monkeypatch.setattr(weight_table.WeightTable, "predict", lambda self, *cols: original(self, *cols) + 1e-6)
+    with pytest.raises(RuntimeError, match="differs from scikit-learn"):
+        train_model(*trip_files, tracking_uri=tracking, register=False)
