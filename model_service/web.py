@@ -49,6 +49,8 @@ JSON_BODY: TypeAdapter[Any] = TypeAdapter(Any)
 MAX_REASON_CHARS = 200
 """A reason quotes the bad value (``... (got '...')``); past this many characters it is cut."""
 
+READ_CHUNK_BYTES = 64 * 1024
+
 RideId = int | str
 
 
@@ -60,21 +62,26 @@ def _read_body(limit: int) -> bytes:
     """The request body, or 413 as soon as it is known to be longer than ``limit`` bytes.
 
     A Content-Length over the limit is refused before reading. A chunked body
-    has none, and werkzeug's own limit cuts it silently at the limit, so the
-    stream is read up to one byte past it: that byte tells a body of exactly
+    has none, and werkzeug's own limit cuts it silently at the limit, so it is
+    read up to one byte past the limit: that byte tells a body of exactly
     ``limit`` bytes from a longer one.
     """
-    if request.content_length is not None and request.content_length > limit:
+    length = request.content_length
+    if length is not None and length > limit:
         raise RequestEntityTooLarge(f"body larger than {limit} bytes")
+    wanted = limit + 1 if length is None else length
     chunks: list[bytes] = []
     size = 0
-    while size <= limit:
-        chunk = request.stream.read(limit + 1 - size)
+    while size < wanted:
+        # In pieces of at most 64 KiB: a read of n bytes allocates n bytes before it reads.
+        chunk = request.stream.read(min(READ_CHUNK_BYTES, wanted - size))
         if not chunk:
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
         size += len(chunk)
-    raise RequestEntityTooLarge(f"body larger than {limit} bytes")
+    if size > limit:
+        raise RequestEntityTooLarge(f"body larger than {limit} bytes")
+    return b"".join(chunks)
 
 
 def _parse(body: bytes) -> Any:
