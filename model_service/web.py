@@ -38,7 +38,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from model_service.config import Settings
 from model_service.errors import BadRequestBody, FieldError, InvalidJson, SchemaViolation
-from model_service.schema import Ride, validate_json, validate_ride, validate_ride_event
+from model_service.schema import Ride, RideId, validate_json, validate_ride, validate_ride_event
 from model_service.service import PredictionService
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ MAX_REASON_CHARS = 200
 """A reason quotes the bad value (``... (got '...')``); past this many characters it is cut."""
 
 READ_CHUNK_BYTES = 64 * 1024
-
-RideId = int | str
+"""The body is read in pieces of at most this size: a read of n bytes allocates n bytes before it reads."""
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -73,7 +72,6 @@ def _read_body(limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while size < wanted:
-        # In pieces of at most 64 KiB: a read of n bytes allocates n bytes before it reads.
         chunk = request.stream.read(min(READ_CHUNK_BYTES, wanted - size))
         if not chunk:
             break
@@ -120,7 +118,7 @@ def _short(error: FieldError) -> FieldError:
 
 def _one_ride(body: Any, max_errors: int) -> tuple[Ride, RideId | None]:
     if not isinstance(body, dict):
-        raise BadRequestBody(f"body must be a ride object or a list of rides, not {to_json(body)[:40].decode()}")
+        raise BadRequestBody(f"body must be a ride object or a list of rides, not {to_json(body).decode()[:40]}")
     try:
         return _ride(body)
     except SchemaViolation as exc:

@@ -162,6 +162,13 @@ def test_json_that_is_neither_a_ride_nor_a_list_is_400(client, body):
     assert response.get_json()["error"] == f"body must be a ride object or a list of rides, not {json.dumps(body)}"
 
 
+def test_a_non_ascii_string_body_is_400_quoting_its_start(client):
+    response = client.post("/predict", json="é" * 100)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == f'body must be a ride object or a list of rides, not "{"é" * 39}'
+
+
 def test_a_list_item_that_is_not_an_object_is_400_naming_its_index(client):
     response = client.post("/predict", json=[RIDE, 5])
 
