@@ -442,7 +442,8 @@ def main() -> int:
                 load = asyncio.run(asyncio_load(contender.port, body, CONCURRENCY, seconds))
             return replace(load, server_cpu_seconds=process_tree_cpu_seconds(contender.pid) - cpu)
 
-        client = f"wrk ({wrk})" if wrk else "the asyncio client in bench/web_bench.py (wrk is not installed)"
+        why = "--client asyncio" if args.client == "asyncio" else "wrk is not installed"
+        client = f"wrk ({wrk})" if wrk else f"the asyncio client in bench/web_bench.py ({why})"
         print(f"model: {model_description}")
         print(
             f"{os.cpu_count()} CPUs, {args.workers} gunicorn workers per server; load from {client}, "
