@@ -21,12 +21,21 @@ bind = "0.0.0.0:9696"
 # sched_getaffinity counts the CPUs this process may use (taskset/cpuset), not the host's.
 workers = settings.web_workers or len(os.sched_getaffinity(0))
 
-# gthread rather than the default sync worker for HTTP keep-alive: sync closes
-# the connection after every response, so a client pays a TCP handshake per
-# ride. One thread (WEB_THREADS=1) still computes one request per process at a
-# time; more threads only contend for the GIL. On 2 cores (bench/web_bench.py,
-# runs interleaved, medians): keep-alive gave 15-50% more single-ride requests/s
-# than sync at concurrency 8-32; a second thread gave no consistent gain.
+# gthread, with WEB_THREADS (16) threads per worker, so that slow clients cannot
+# take the service down. gunicorn hands a connection to a thread once its first
+# bytes arrive, and the thread then reads the whole request: a client that
+# trickles a byte a second holds one thread for as long as it likes. With one
+# thread per worker, 4 such clients stopped a 2-worker server; with 16, a worker
+# still answers while 15 of its connections trickle (bench/web_bench.py measures
+# normal requests' p99 with 8 of them). Idle keep-alive connections wait in the
+# worker's poller, not in a thread. Threads that wait cost no CPU and no GIL; a
+# request is still CPU work that holds the GIL, so throughput stays one process
+# per core. The sync worker would close the connection after every response
+# (a TCP handshake per ride) and hold its one process for a slow client; gevent
+# served more requests/s here but starved some connections for 0.3 s and more
+# under load. Past a few dozen slow clients, put a buffering proxy in front (a
+# load balancer, or nginx with client_body_timeout), which reads each request in
+# full before gunicorn sees it.
 worker_class = "gthread"
 threads = settings.web_threads
 

@@ -45,10 +45,14 @@ class Settings:
     metrics_namespace: str = "RideDuration"
     web_max_body_bytes: int = MIB
     """Larger request bodies get 413; 1 MiB holds about 15,000 rides in one list."""
+    web_max_rides: int = 10_000
+    """Longer lists of rides get 413: 100 times the batch that already amortises a request's fixed cost."""
+    web_max_reported_errors: int = 10
+    """A 400 lists this many field errors, then gives the total, so its answer stays small."""
     web_workers: int | None = None
     """Gunicorn worker processes; None means one per CPU this process may run on."""
-    web_threads: int = 1
-    """Threads per gunicorn worker; see gunicorn.conf.py for why one."""
+    web_threads: int = 16
+    """Threads per gunicorn worker: how many slow clients one worker outlasts; see gunicorn.conf.py."""
     batch_input_template: str = "data/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet"
     batch_output_template: str = "output/{taxi_type}/{year:04d}-{month:02d}.parquet"
     batch_chunk_rows: int = 100_000
@@ -80,6 +84,8 @@ class Settings:
             service_name=env.get("POWERTOOLS_SERVICE_NAME") or None,
             metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", defaults.metrics_namespace),
             web_max_body_bytes=int(get("WEB_MAX_BODY_BYTES", str(defaults.web_max_body_bytes))),
+            web_max_rides=int(get("WEB_MAX_RIDES", str(defaults.web_max_rides))),
+            web_max_reported_errors=int(get("WEB_MAX_REPORTED_ERRORS", str(defaults.web_max_reported_errors))),
             web_workers=int(env["WEB_CONCURRENCY"]) if env.get("WEB_CONCURRENCY") else None,
             web_threads=int(get("WEB_THREADS", str(defaults.web_threads))),
             batch_input_template=get("BATCH_INPUT_TEMPLATE", defaults.batch_input_template),

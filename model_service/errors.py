@@ -62,11 +62,17 @@ class UnusableModel(ModelLoadError):
 
 
 class BadRequestBody(ServiceError, ValueError):
-    """A web request body that cannot be predicted; ``errors`` says which field of which ride and why."""
+    """A web request body that cannot be predicted; ``errors`` says which field of which ride and why.
 
-    def __init__(self, message: str, errors: Sequence[Mapping[str, object]] = ()) -> None:
+    ``errors`` may hold only the first few of ``error_count`` errors, so the answer stays small.
+    """
+
+    def __init__(
+        self, message: str, errors: Sequence[Mapping[str, object]] = (), error_count: int | None = None
+    ) -> None:
         super().__init__(message)
         self.errors = list(errors)
+        self.error_count = len(self.errors) if error_count is None else error_count
 
 
 class BadInputFile(ServiceError, ValueError):

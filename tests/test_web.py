@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
 from model_service.config import Settings
+from model_service.errors import RejectedRecord
+from model_service.kinesis.decode import decode_ride_event
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
 from model_service.web import create_app
@@ -26,6 +29,12 @@ def service(model_bin) -> PredictionService:
 def client(service):
     app = create_app(service, Settings(web_max_body_bytes=MAX_BODY))
     return app.test_client()
+
+
+@pytest.fixture
+def default_client(service):
+    """With the default limits, for bodies as large as the defaults let through."""
+    return create_app(service, Settings()).test_client()
 
 
 def expected(service: PredictionService, *rides: dict) -> list[float]:
@@ -153,6 +162,13 @@ def test_json_that_is_neither_a_ride_nor_a_list_is_400(client, body):
     assert response.get_json()["error"] == f"body must be a ride object or a list of rides, not {json.dumps(body)}"
 
 
+def test_a_non_ascii_string_body_is_400_quoting_its_start(client):
+    response = client.post("/predict", json="é" * 100)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == f'body must be a ride object or a list of rides, not "{"é" * 39}'
+
+
 def test_a_list_item_that_is_not_an_object_is_400_naming_its_index(client):
     response = client.post("/predict", json=[RIDE, 5])
 
@@ -207,16 +223,12 @@ def test_an_unknown_path_is_a_json_404(client):
     assert "error" in response.get_json()
 
 
-def test_health_reports_the_loaded_model_version_and_uri(client, service, model_bin):
+def test_health_reports_the_model_version_but_not_where_the_model_is_stored(client, service, model_bin):
     response = client.get("/health")
 
     assert response.status_code == 200
-    assert response.get_json() == {
-        "status": "ok",
-        "model_loaded": True,
-        "model_version": service.version,
-        "model_uri": str(model_bin),
-    }
+    assert response.get_json() == {"status": "ok", "model_loaded": True, "model_version": service.version}
+    assert str(model_bin.parent) not in response.get_data(as_text=True)
 
 
 def test_the_app_loads_the_model_named_by_model_uri(model_bin, monkeypatch):
@@ -244,3 +256,113 @@ def test_the_body_limit_comes_from_web_max_body_bytes(service, monkeypatch):
 
     assert client.post("/predict", json=RIDE).status_code == 200
     assert client.post("/predict", json=[RIDE] * 2).status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[" * 100_000, id="a-hundred-thousand-open-brackets"),
+        pytest.param(
+            json.dumps(RIDE)[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}", id="nested-extra-field"
+        ),
+    ],
+)
+def test_deeply_nested_json_is_a_400_not_a_500(default_client, body):
+    response = default_client.post("/predict", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "recursion limit" in response.get_json()["error"]
+
+
+def test_a_list_longer_than_web_max_rides_is_413_naming_the_cap(service, monkeypatch):
+    client = create_app(service, Settings(web_max_rides=5)).test_client()
+    monkeypatch.setattr(service, "predict", lambda rides: pytest.fail("nothing should be predicted"))
+
+    response = client.post("/predict", json=[RIDE] * 6)
+
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "at most 5 rides per request, got 6"}
+
+
+def test_a_list_of_exactly_web_max_rides_is_predicted(service):
+    client = create_app(service, Settings(web_max_rides=5)).test_client()
+
+    response = client.post("/predict", json=[RIDE] * 5)
+
+    assert response.status_code == 200
+    assert len(response.get_json()["predictions"]) == 5
+
+
+def test_a_megabyte_of_empty_objects_gets_a_short_answer(default_client):
+    body = "[" + ",".join(["{}"] * 300_000) + "]"
+
+    response = default_client.post("/predict", data=body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert len(response.get_data()) < 100
+
+
+def test_a_400_lists_the_first_errors_once_and_counts_them_all(service):
+    client = create_app(service, Settings(web_max_reported_errors=4)).test_client()
+    rides = [RIDE, *({**RIDE, "trip_distance": -i} for i in range(1, 51)), {}]
+
+    response = client.post("/predict", json=rides)
+
+    assert response.status_code == 400
+    body = response.get_json()
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(i, "trip_distance") for i in range(1, 5)]
+    assert body["error_count"] == 50 + 3
+    assert body["error"] == (
+        "invalid rides: 51 of 52 rides, 53 errors; "
+        "the first: [1].trip_distance: Input should be greater than or equal to 0 (got -1)"
+    )
+
+
+def test_the_error_caps_bound_the_answer_to_the_largest_bad_list(default_client):
+    rides = [{**RIDE, "PULocationID": "x", "ride_id": ""}] * Settings().web_max_rides
+
+    response = default_client.post("/predict", json=rides)
+
+    assert response.status_code == 400
+    assert response.get_json()["error_count"] == 2 * len(rides)
+    assert len(response.get_data()) < 4096
+
+
+def test_a_long_bad_value_is_quoted_only_in_part(default_client):
+    response = default_client.post("/predict", json={**RIDE, "trip_distance": "far" * 100_000})
+
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["reason"].startswith("Input should be a valid number (got 'farfar")
+    assert len(response.get_data()) < 1024
+
+
+NOT_ON_KINESIS = [
+    pytest.param(
+        b'{"ride": {"PULocationID": 1, "DOLocationID": 2, "trip_distance": 1}, "ride_id": "\\ud800"}',
+        id="lone-surrogate-ride-id",
+    ),
+    pytest.param(json.dumps({"ride": RIDE, "ride_id": 1}).encode("utf-16"), id="utf-16"),
+    pytest.param(
+        json.dumps({"ride": RIDE, "ride_id": "caf\u00e9"}, ensure_ascii=False).encode("latin-1"), id="latin-1"
+    ),
+]
+
+
+@pytest.mark.parametrize("payload", NOT_ON_KINESIS)
+def test_a_body_the_kinesis_path_rejects_is_a_400(client, payload):
+    with pytest.raises(RejectedRecord):
+        decode_ride_event(base64.b64encode(payload).decode())
+
+    response = client.post("/predict", data=payload, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith(("body is not valid JSON", "body is not UTF-8 text"))
+
+
+def test_the_ride_and_error_caps_come_from_the_environment(service, monkeypatch):
+    monkeypatch.setenv("WEB_MAX_RIDES", "3")
+    monkeypatch.setenv("WEB_MAX_REPORTED_ERRORS", "1")
+    client = create_app(service).test_client()
+
+    assert client.post("/predict", json=[RIDE] * 4).status_code == 413
+    assert len(client.post("/predict", json=[{}] * 3).get_json()["errors"]) == 1

@@ -1,71 +1,49 @@
-"""The web service as deployed: the project's gunicorn and gunicorn.conf.py, over real HTTP."""
+"""The web service as deployed: the project's gunicorn and gunicorn.conf.py, over real HTTP on 127.0.0.1.
+
+What gunicorn decides (chunked bodies, slow clients, requests in parallel) is
+tested here rather than through Flask's test client.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
+import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from local_stack.server import free_port
+from model_service.config import Settings
+from tests.web_server import GUNICORN, Server, running_gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn did not answer {url}/health within {timeout} s")
+RIDE_JSON = b'{"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}'
+LIMIT = Settings().web_max_body_bytes
 
 
 @pytest.fixture(scope="module")
-def server_url(model_bin, tmp_path_factory) -> Iterator[str]:
-    if not GUNICORN.exists():
-        pytest.skip(f"{GUNICORN} is absent; run the tests with the project's .venv/bin/python")
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+def server(model_bin, tmp_path_factory) -> Iterator[Server]:
     env = {**os.environ, "MODEL_URI": str(model_bin), "MODEL_VERSION": "gunicorn-test", "WEB_CONCURRENCY": "2"}
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [str(GUNICORN), f"--bind=127.0.0.1:{port}", "model_service.web:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, server, log)
-        yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    with running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log) as running:
+        yield running
 
 
-def test_gunicorn_serves_health_with_the_model_from_model_uri(server_url, model_bin):
+@pytest.fixture(scope="module")
+def server_url(server) -> str:
+    return server.url
+
+
+def test_gunicorn_serves_health_with_the_model_version(server_url):
     body = requests.get(f"{server_url}/health", timeout=5).json()
 
-    assert body == {"status": "ok", "model_loaded": True, "model_version": "gunicorn-test", "model_uri": str(model_bin)}
+    assert body == {"status": "ok", "model_loaded": True, "model_version": "gunicorn-test"}
 
 
 def test_gunicorn_predicts_a_ride(server_url):
@@ -86,8 +64,6 @@ def test_gunicorn_predicts_a_list_of_rides(server_url):
 
 
 def test_gunicorn_answers_concurrent_clients_identically(server_url):
-    from concurrent.futures import ThreadPoolExecutor
-
     def post(_: int) -> float:
         return requests.post(f"{server_url}/predict", json=RIDE, timeout=10).json()["duration"]
 
@@ -98,7 +74,7 @@ def test_gunicorn_answers_concurrent_clients_identically(server_url):
 
 
 def test_gunicorn_rejects_a_body_over_the_default_limit_with_413(server_url):
-    body = b"[" + b",".join([b'{"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}'] * 20_000) + b"]"
+    body = b"[" + b",".join([RIDE_JSON] * 20_000) + b"]"
 
     response = requests.post(
         f"{server_url}/predict", data=body, headers={"Content-Type": "application/json"}, timeout=10
@@ -108,8 +84,81 @@ def test_gunicorn_rejects_a_body_over_the_default_limit_with_413(server_url):
     assert "error" in response.json()
 
 
-def test_gunicorn_answers_a_bad_ride_with_400_json(server_url):
-    response = requests.post(f"{server_url}/predict", json={**RIDE, "trip_distance": "far"}, timeout=5)
+def chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    """The body as an iterator, which requests sends chunked, without a Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_a_chunked_body_within_the_limit_is_read_whole(server_url):
+    body = b"[" + b",".join([RIDE_JSON] * 1000) + b"]"
+
+    response = requests.post(
+        f"{server_url}/predict", data=chunks(body), headers={"Content-Type": "application/json"}, timeout=10
+    )
+
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 1000
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut_at_the_limit(server_url):
+    valid_prefix = (b"[" + RIDE_JSON + b"]").ljust(LIMIT)  # valid JSON of exactly the limit's length
+
+    response = requests.post(
+        f"{server_url}/predict",
+        data=chunks(valid_prefix + b"garbage"),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+
+    assert response.status_code == 413
+    assert response.json() == {"error": f"body larger than {LIMIT} bytes"}
+
+
+def test_deep_nesting_is_a_400_and_leaves_no_traceback_in_the_log(server):
+    response = requests.post(
+        f"{server.url}/predict", data="[" * 100_000, headers={"Content-Type": "application/json"}, timeout=10
+    )
 
     assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "trip_distance"
+    assert "Traceback" not in server.log_text()
+
+
+@contextmanager
+def trickling_clients(url: str, count: int, start: bytes) -> Iterator[None]:
+    """``count`` connections that send ``start``, then one more byte a second, and never finish their request."""
+    address = urlsplit(url)
+    stop = threading.Event()
+    with ExitStack() as stack:
+        sockets = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.create_connection((address.hostname, address.port), timeout=5))
+            sock.sendall(start)
+            sockets.append(sock)
+
+        def trickle() -> None:
+            while not stop.wait(1):
+                for sock in sockets:
+                    sock.sendall(b" ")
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+SLOW_HEADERS = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow:"
+SLOW_BODY = (
+    b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n["
+)
+
+
+@pytest.mark.parametrize("start", [SLOW_HEADERS, SLOW_BODY], ids=["headers", "body"])
+def test_eight_clients_trickling_a_byte_a_second_leave_other_requests_answered(server_url, start):
+    with trickling_clients(server_url, 8, start):
+        statuses = [requests.post(f"{server_url}/predict", json=RIDE, timeout=5).status_code for _ in range(20)]
+
+    assert statuses == [200] * 20

@@ -53,7 +53,7 @@ def test_lambda_runs_in_docker_through_the_hosts_socket(localstack_service):
     assert "/var/run/docker.sock:/var/run/docker.sock" in localstack_service["volumes"]
 
 
-def test_the_functions_python_runtime_is_the_projects_lambda_image(localstack_service):
+def test_the_functions_python_runtime_is_the_projects_lambda_image_with_every_handlers_packages(localstack_service):
     mapping = json.loads(localstack_service["environment"]["LAMBDA_RUNTIME_IMAGE_MAPPING"])
     assert mapping == {"python3.11": "ride-duration:local"}
-    assert "docker build -t ride-duration:local ." in COMPOSE_FILE.read_text()
+    assert "docker build --target scoring -t ride-duration:local ." in COMPOSE_FILE.read_text()
