@@ -8,7 +8,9 @@ import pytest
 from stream_tools.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from tests.conftest import DEAD_LETTERS, DECISIONS, PREDICTIONS
 from tests.factories import kinesis_event, raw_kinesis_event, ride_payload
-from tests.fakes import FlakyKinesis, read_events, read_stream, without_backoff
+from tests.faults import KinesisFaults, failing_entries
+from tests.lambda_simulation import SimulatedClock, SimulatedContext
+from tests.streams import read_events, read_stream
 
 
 def prediction(ride_id=256, duration=21.3, event_id="ride_events:shardId-000000000000:1"):
@@ -67,7 +69,10 @@ def test_prediction_without_event_id_is_identified_by_its_stream_position(decide
         json.dumps({"model": "m", "version": "1"}).encode(),
         json.dumps(prediction(duration="long")).encode(),
         b'{"model": "m", "version": "1", "prediction": {"ride_duration": NaN, "ride_id": 1}}',
+        json.dumps(prediction(event_id="e" * 600)).encode(),
+        json.dumps(prediction(ride_id="r" * 300)).encode(),
     ],
+    ids=["not JSON", "no prediction", "duration as text", "NaN duration", "event_id too long", "ride_id too long"],
 )
 def test_bad_prediction_event_goes_to_dead_letters_and_the_rest_is_decided(decide, kinesis, bad):
     good = base64.b64encode(json.dumps(prediction()).encode()).decode()
@@ -79,11 +84,13 @@ def test_bad_prediction_event_goes_to_dead_letters_and_the_rest_is_decided(decid
     assert dead["reason"]
 
 
-def test_unpublishable_decision_reports_its_sequence_number(decide, kinesis):
-    without_backoff(decide)
-    decide.processor.publishers.output.client = FlakyKinesis(kinesis, fail=lambda data, attempt: b'"ride_id":2' in data)
+def test_unpublishable_decision_reports_its_sequence_number(decide):
+    clock = SimulatedClock()
+    decide.publishers.clock = clock
+    failing = failing_entries(lambda data, attempt: b'"ride_id":2' in data)
+    KinesisFaults(decide.publishers.output.client, [failing], on_call=lambda call: clock.advance(0.05))
     events = [prediction(ride_id=i, event_id=f"e{i}") for i in range(4)]
-    response = decide.lambda_handler(kinesis_event(events), LocalContext())
+    response = decide.lambda_handler(kinesis_event(events), SimulatedContext(clock, timeout_seconds=30))
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
 
 
