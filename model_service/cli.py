@@ -149,7 +149,7 @@ def _tail(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import boto3
 
-    from model_service.errors import ModelLoadError
+    from model_service.errors import ModelLoadError, StreamUnavailable
     from model_service.kinesis.processor import StreamBatchProcessor
     from model_service.kinesis.publish import Publishers
     from stream_tools.replay import Replayer
@@ -177,7 +177,11 @@ def _replay(args: argparse.Namespace) -> int:
     replayer = Replayer(
         boto3.client("sqs"), reading_client(), processor, input_stream, seconds_per_batch=args.seconds_per_batch
     )
-    report = replayer.replay(args.queue_url)
+    try:
+        report = replayer.replay(args.queue_url)
+    except StreamUnavailable as exc:  # the message being replayed stays on the queue, as do the rest
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"batches:       {report.batches} on the queue, {report.replayed} replayed and deleted")
     print(f"records:       {report.records}")
     print(f"published:     {report.published} output events, {report.dead_letters} dead letters")

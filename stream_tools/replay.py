@@ -59,7 +59,7 @@ class FailedBatch:
 def read_batch(kinesis: Any, batch: FailedBatch) -> list[dict[str, Any]]:
     """The batch's records still on the stream, first to last sequence number, as Lambda delivers them."""
     iterator = kinesis.get_shard_iterator(
-        StreamARN=batch.stream_arn,
+        StreamName=batch.stream_name,
         ShardId=batch.shard_id,
         ShardIteratorType="AT_SEQUENCE_NUMBER",
         StartingSequenceNumber=batch.first_sequence_number,
