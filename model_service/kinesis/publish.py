@@ -308,8 +308,11 @@ class CollectingPublisher:
         return taken
 
 
-def kinesis_client(settings: Settings) -> Any:
-    """A client for publishing: one attempt per call, bounded by the connect and read timeouts."""
+def kinesis_client(settings: Settings, **client_options: Any) -> Any:
+    """A client for publishing: one attempt per call, bounded by the connect and read timeouts.
+
+    ``client_options`` go to ``boto3.client`` (an endpoint, credentials).
+    """
     import boto3
     from botocore.config import Config
 
@@ -318,7 +321,7 @@ def kinesis_client(settings: Settings) -> Any:
         connect_timeout=settings.kinesis_connect_timeout_seconds,
         read_timeout=settings.kinesis_read_timeout_seconds,
     )
-    return boto3.client("kinesis", config=config)
+    return boto3.client("kinesis", config=config, **client_options)
 
 
 @dataclass
