@@ -16,8 +16,8 @@ from model_service.kinesis.publish import (
     CollectingPublisher,
     Deadline,
     KinesisPublisher,
-    _Entry,
     chunks,
+    entry,
 )
 from model_service.kinesis.records import MAX_RECORD_BYTES
 from tests.faults import KinesisFaults, ShortResponse, failing_calls, failing_entries
@@ -40,8 +40,8 @@ def records(n: int, size: int = 10) -> list[Record]:
     return [Record(f"{i:08d}".encode().ljust(size, b"x"), str(i)) for i in range(n)]
 
 
-def entries(batch: list[Record]) -> list[_Entry[Record]]:
-    return [_Entry(r, r.data, len(r.data) + len(r.partition_key)) for r in batch]
+def entries(batch: list[Record]) -> list:
+    return [entry(r) for r in batch]
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_chunks_hold_at_most_500_records():
 def test_chunks_stay_under_5_mib_per_call():
     split = list(chunks(entries(records(12, size=MAX_RECORD_BYTES - 100))))
     assert [len(chunk) for chunk in split] == [5, 5, 2]
-    assert all(sum(e.size for e in chunk) <= MAX_BYTES_PER_CALL for chunk in split)
+    assert all(sum(size for _, _, size in chunk) <= MAX_BYTES_PER_CALL for chunk in split)
 
 
 def test_chunks_keep_every_record_in_order():

@@ -131,23 +131,26 @@ class Publisher(Protocol):
     def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]: ...
 
 
-@dataclass(slots=True)
-class _Entry(Generic[R]):
-    record: R
-    data: bytes
-    size: int
+_Entry = tuple[R, dict[str, Any], int]
+"""A record, its PutRecords request entry and its size: a plain tuple, as one is made per record."""
+
+
+def entry(record: R) -> _Entry[R]:
+    """The record encoded once, with what a PutRecords call needs of it."""
+    data = record.payload()
+    return record, {"Data": data, "PartitionKey": record.partition_key}, len(data) + len(record.partition_key.encode())
 
 
 def chunks(entries: Sequence[_Entry[R]]) -> Iterator[list[_Entry[R]]]:
     """Split entries into PutRecords calls within the count and size limits, keeping order."""
     chunk: list[_Entry[R]] = []
     size = 0
-    for entry in entries:
-        if chunk and (len(chunk) == MAX_RECORDS_PER_CALL or size + entry.size > MAX_BYTES_PER_CALL):
+    for item in entries:
+        if chunk and (len(chunk) == MAX_RECORDS_PER_CALL or size + item[2] > MAX_BYTES_PER_CALL):
             yield chunk
             chunk, size = [], 0
-        chunk.append(entry)
-        size += entry.size
+        chunk.append(item)
+        size += item[2]
     if chunk:
         yield chunk
 
@@ -178,16 +181,12 @@ class KinesisPublisher:
     def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]:
         result: PublishResult[R] = PublishResult()
         pending: list[_Entry[R]] = []
-        for record in records:
-            data = record.payload()
-            size = len(data) + len(record.partition_key.encode())
-            if size > MAX_RECORD_BYTES:
-                reason = (
-                    f"the record takes {size} bytes with its partition key, over Kinesis' limit of {MAX_RECORD_BYTES}"
-                )
-                result.rejected.append((record, reason))
+        for item in map(entry, records):
+            if item[2] > MAX_RECORD_BYTES:
+                limit = f"over Kinesis' limit of {MAX_RECORD_BYTES}"
+                result.rejected.append((item[0], f"the record takes {item[2]} bytes with its partition key, {limit}"))
             else:
-                pending.append(_Entry(record, data, size))
+                pending.append(item)
         attempt = 0
         while pending:
             if attempt:
@@ -206,7 +205,7 @@ class KinesisPublisher:
                 attempt,
                 self.call_seconds,
             )
-            result.failed.extend(entry.record for entry in pending)
+            result.failed.extend(item[0] for item in pending)
         return result
 
     def _fits(self, deadline: Deadline) -> bool:
@@ -236,7 +235,7 @@ class KinesisPublisher:
         try:
             response = self.client.put_records(
                 StreamName=self.stream_name,
-                Records=[{"Data": e.data, "PartitionKey": e.record.partition_key} for e in chunk],
+                Records=[item[1] for item in chunk],
             )
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -264,15 +263,15 @@ class KinesisPublisher:
             )
             return chunk
         failed: list[_Entry[R]] = []
-        for entry, answer in zip(chunk, answers, strict=True):
+        for item, answer in zip(chunk, answers, strict=True):
             if code := answer.get("ErrorCode"):
                 message = answer.get("ErrorMessage", "")
                 if code in ENVIRONMENT_ERRORS:
                     raise StreamUnavailable(self.stream_name, code, message)
                 if code in RECORD_ERRORS:
-                    result.rejected.append((entry.record, f"Kinesis refused the record: {code}: {message}"))
+                    result.rejected.append((item[0], f"Kinesis refused the record: {code}: {message}"))
                 else:
-                    failed.append(entry)
+                    failed.append(item)
         if failed:
             codes = sorted({a["ErrorCode"] for a in answers if a.get("ErrorCode")})
             logger.warning("%d of %d entries to %s failed: %s", len(failed), len(chunk), self.stream_name, codes)
@@ -283,7 +282,7 @@ class KinesisPublisher:
     ) -> list[_Entry[R]]:
         """Halve a refused call until the entries at fault are alone; the rest are put on the way."""
         if len(chunk) == 1:
-            result.rejected.append((chunk[0].record, reason))
+            result.rejected.append((chunk[0][0], reason))
             return []
         middle = len(chunk) // 2
         left: list[_Entry[R]] = []
