@@ -76,12 +76,10 @@ class EventSourceSettings:
     retention_seconds: float
 
     @classmethod
-    def from_template(
-        cls, function: str = "PredictionFunction", parameters: dict[str, str] | None = None
-    ) -> EventSourceSettings:
-        """The settings of ``function``'s Kinesis event source, parameters at their defaults unless overridden."""
+    def from_template(cls, function: str = "PredictionFunction") -> EventSourceSettings:
+        """The settings of ``function``'s Kinesis event source, the template's parameters at their defaults."""
         template = parse_template(TEMPLATE.read_text())
-        values = {name: spec.get("Default") for name, spec in template["Parameters"].items()} | (parameters or {})
+        values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
 
         def resolve(value: Any) -> Any:
             return values[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value

@@ -3,9 +3,10 @@
 The handler is ``lambda_function`` on moto's Kinesis, with faults injected by
 botocore hooks on its own client (tests/faults.py); Lambda's event source
 mapping is simulated with the template's settings (tests/lambda_simulation.py),
-on a simulated clock, so minutes of outage take milliseconds. Each test ends
-with the same check: every input record is a prediction or a dead letter, and
-a record that came out more than once came out the same, under one event_id.
+on a simulated clock, so minutes of outage take milliseconds. Each simulated
+run ends with the same check: every input record is a prediction or a dead
+letter, and a record that came out more than once came out the same, under one
+event_id. The endpoint that never answers is a real socket, in real time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +50,12 @@ class Harness:
     clock: SimulatedClock
     faults: KinesisFaults
 
-    def run(self, data: list[bytes], before: Any = None, **parameters: str) -> SimulatedEventSource:
-        """Deliver ``data`` as one shard's records, Lambda retrying as the template (with ``parameters``) says.
+    def run(self, data: list[bytes], before: Any = None) -> SimulatedEventSource:
+        """Deliver ``data`` as one shard's records, Lambda retrying as the template says.
 
         ``before(now)`` is called before every invocation, to change the environment as time passes.
         """
-        settings = EventSourceSettings.from_template("PredictionFunction", parameters)
+        settings = EventSourceSettings.from_template("PredictionFunction")
         source = SimulatedEventSource(self.function.lambda_handler, settings, self.clock)
         if before is not None:
             source.before_invocation = before
@@ -81,7 +82,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness(load_function, kinesis, monkeypatch) -> Harness:
+def harness(load_function, kinesis) -> Harness:
     function = load_function("lambda_function")
     clock = SimulatedClock()
     function.publishers.clock = clock
@@ -195,17 +196,22 @@ def test_an_environment_error_fails_the_invocation_until_fixed_and_dead_letters_
     assert all(PREDICTIONS in message and code in message for message in errors)
 
 
-def test_a_missing_predictions_stream_fails_the_invocation_until_it_is_created(harness):
-    harness.kinesis.delete_stream(StreamName=PREDICTIONS)
+def missing_for(harness: Harness, stream: str, seconds: float) -> Callable[[float], None]:
+    """Delete ``stream`` now; the returned hook creates it again before the first invocation ``seconds`` later."""
+    harness.kinesis.delete_stream(StreamName=stream)
     start = harness.clock.now
     created = []
 
-    def create_after_an_hour(now: float) -> None:
-        if not created and now - start >= 3600:
-            created.append(harness.kinesis.create_stream(StreamName=PREDICTIONS, ShardCount=1))
+    def create_when_due(now: float) -> None:
+        if not created and now - start >= seconds:
+            created.append(harness.kinesis.create_stream(StreamName=stream, ShardCount=1))
 
+    return create_when_due
+
+
+def test_a_missing_predictions_stream_fails_the_invocation_until_it_is_created(harness):
     data = payloads()
-    source = harness.run(data, before=create_after_an_hour)
+    source = harness.run(data, before=missing_for(harness, PREDICTIONS, 3600))
 
     harness.assert_every_record_accounted_for(data, source)
     assert "ResourceNotFoundException" in str(source.invocations[0].error)
@@ -213,16 +219,8 @@ def test_a_missing_predictions_stream_fails_the_invocation_until_it_is_created(h
 
 def test_a_missing_dead_letter_stream_fails_the_invocation_until_it_is_created(harness):
     """The malformed records' dead letters cannot be put: the batch waits for the stream rather than losing them."""
-    harness.kinesis.delete_stream(StreamName=DEAD_LETTERS)
-    start = harness.clock.now
-    created = []
-
-    def create_after_two_hours(now: float) -> None:
-        if not created and now - start >= 7200:
-            created.append(harness.kinesis.create_stream(StreamName=DEAD_LETTERS, ShardCount=1))
-
     data = payloads()
-    source = harness.run(data, before=create_after_two_hours)
+    source = harness.run(data, before=missing_for(harness, DEAD_LETTERS, 7200))
 
     harness.assert_every_record_accounted_for(data, source)
     assert len(dead_letters(harness)) >= len(MALFORMED)
