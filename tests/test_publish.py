@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-import boto3
 import pytest
-from botocore.config import Config
 
+from model_service.config import Settings
 from model_service.errors import InvalidSetting, StreamUnavailable
 from model_service.kinesis.publish import (
     MAX_BYTES_PER_CALL,
@@ -18,6 +17,7 @@ from model_service.kinesis.publish import (
     KinesisPublisher,
     chunks,
     entry,
+    kinesis_client,
 )
 from model_service.kinesis.records import MAX_RECORD_BYTES
 from tests.faults import KinesisFaults, ShortResponse, failing_calls, failing_entries
@@ -46,7 +46,7 @@ def entries(batch: list[Record]) -> list:
 
 @pytest.fixture
 def kinesis(aws):
-    client = boto3.client("kinesis", config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}))
+    client = kinesis_client(Settings())
     client.create_stream(StreamName=STREAM, ShardCount=1)
     return client
 
@@ -121,7 +121,7 @@ def test_entries_are_retried_until_the_deadline_then_returned_failed(kinesis, fa
 
 def test_no_call_starts_unless_its_timeouts_fit_before_the_deadline(kinesis, faults, clock):
     client = publisher(kinesis)
-    assert client.call_seconds == 7.0  # the client's connect + read timeouts
+    assert client.call_seconds == 7.0  # the client's connect + read timeouts, 2 + 5 by default
     result = client.publish(records(3), Deadline.after(6.9, clock))
     assert (len(result.failed), faults.calls) == (3, [])
 
