@@ -5,6 +5,11 @@ Both need the course's files in ../shared, and skip with a reason without them.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -12,31 +17,30 @@ from model_service.service import PredictionService
 from model_service.trips import clean_ids
 from tests.conftest import shared_path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
 
 def course_model() -> PredictionService:
     return PredictionService.load(str(shared_path("models/lin_reg.bin")))
 
 
 def project_model(tmp_path_factory: pytest.TempPathFactory) -> PredictionService:
-    """Trained by the project's training path on January 2021, loaded from MLflow as the functions load it."""
-    import mlflow
+    """Trained by ``python -m model_service train`` on January 2021, loaded from MLflow as the functions load it.
 
-    from model_service.training import train
-
+    Trained in its own process, so that MLflow's process-wide state (active
+    experiment, tracking URI) stays as the other tests expect it.
+    """
     root = tmp_path_factory.mktemp("model-behaviour")
-    tracking = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "PYTHONPATH": str(PROJECT_ROOT)}
+    command = [sys.executable, "-m", "model_service", "train"]
+    command += ["--train", str(shared_path("data/green_tripdata_2021-01.parquet"))]
+    command += ["--val", str(shared_path("data/green_tripdata_2021-02.parquet"))]
+    out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+    model_uri = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URI="))
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
         patch.chdir(root)
-        result = train(
-            str(shared_path("data/green_tripdata_2021-01.parquet")),
-            str(shared_path("data/green_tripdata_2021-02.parquet")),
-            tracking_uri=tracking,
-        )
-        try:
-            return PredictionService.load(result.model_uri)
-        finally:
-            mlflow.set_tracking_uri(previous)
+        return PredictionService.load(model_uri)
 
 
 @pytest.fixture(scope="session", params=["course lin_reg.bin", "trained here on 2021-01"])
