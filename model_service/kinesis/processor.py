@@ -80,10 +80,7 @@ class StreamBatchProcessor(Generic[Decoded, Event]):
             logger.error(
                 "%s; failing the invocation so that Lambda retries the batch",
                 exc,
-                extra={
-                    "stream": exc.stream_name,
-                    "error_code": exc.code,
-                },
+                extra={"stream": exc.stream_name, "error_code": exc.code},
             )
             raise
 
