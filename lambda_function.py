@@ -11,12 +11,13 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from model_service.config import Settings
-from model_service.kinesis.publish import Publishers
-from model_service.kinesis.rides import ride_processor
+from model_service.kinesis.publish import CollectingPublisher, Publishers
+from model_service.kinesis.rides import PredictionsTestRunResponse, ride_processor
 from model_service.kinesis.telemetry import function_telemetry, report_batch
 from model_service.service import PredictionService
 
@@ -30,19 +31,26 @@ logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_versi
 # otherwise doubles the time per record of a large batch.
 gc.freeze()
 
-processor = ride_processor(
-    service,
-    None
+# TEST_RUN publishes nowhere: the handler returns what was published instead, as the course's does.
+collected, collected_dead_letters = CollectingPublisher(), CollectingPublisher()
+publishers = (
+    Publishers(collected, collected_dead_letters)
     if settings.test_run
-    else Publishers.for_streams(
-        settings.predictions_stream_name, settings.dead_letter_stream_name, settings.publish_max_attempts
-    ),
+    else Publishers.for_streams(settings.predictions_stream_name, settings)
 )
+processor = ride_processor(service, publishers)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcome = processor.process(KinesisStreamEvent(event).records)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    outcome = processor.process(KinesisStreamEvent(event).records, publishers.deadline_for(context))
     report_batch(outcome, output_metric="Predictions", logger=logger, metrics=metrics)
-    return outcome.lambda_response(test_run=settings.test_run, events_key="predictions")
+    if settings.test_run:
+        response: PredictionsTestRunResponse = {
+            "predictions": [record.event for record in collected.take()],
+            "dead_letters": [record.event for record in collected_dead_letters.take()],
+            "batchItemFailures": [],
+        }
+        return response
+    return outcome.response()

@@ -34,10 +34,11 @@ import numpy as np
 from bench.common import generated_pipeline, save_mlflow_model
 from local_stack import aws as local_aws
 from local_stack.server import free_port
+from model_service.config import Settings
 from model_service.kinesis.publish import KinesisPublisher, kinesis_client
 from model_service.sample_data import make_trips
 from stream_tools.producer import produce, rides_from_trips, with_malformed
-from stream_tools.tail import StreamTail
+from stream_tools.tail import StreamTail, reading_client
 
 STACK_NAME = "ride-duration-e2e-bench"
 LATENCY_POLL_SECONDS = 0.05
@@ -50,7 +51,7 @@ class FirstSeen(threading.Thread):
 
     def __init__(self, stream: str, ride_id_of) -> None:
         super().__init__(daemon=True)
-        self.tail = StreamTail(kinesis_client(), stream)
+        self.tail = StreamTail(reading_client(), stream)
         self.ride_id_of = ride_id_of
         self.interval = LATENCY_POLL_SECONDS
         self.seen: dict[str, float] = {}
@@ -84,7 +85,7 @@ def send(stream: str, count: int, prefix: str, rate: float | None) -> tuple[dict
         put_at.update((str(r.ride_id), now) for r in chunk)
 
     records = with_malformed(rides_from_trips(make_trips(count, seed=len(prefix)), id_prefix=prefix), 0)
-    report = produce(KinesisPublisher(kinesis_client(), stream), records, rate=rate, on_chunk=stamp)
+    report = produce(KinesisPublisher(kinesis_client(Settings.from_env()), stream), records, rate=rate, on_chunk=stamp)
     if report.failed:
         raise RuntimeError(f"{report.failed} rides could not be put")
     return put_at, report.seconds

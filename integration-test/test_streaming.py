@@ -15,41 +15,40 @@ from collections.abc import Callable
 
 import pytest
 
-from local_stack.aws import MODEL_BUCKET, upload_model, wait_until
+from local_stack.aws import CREDENTIALS, MODEL_BUCKET, upload_model, wait_until
+from model_service.config import Settings
+from model_service.kinesis.publish import KinesisPublisher, kinesis_client
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
+from stream_tools.producer import RideRecord, produce
 from stream_tools.tail import StreamTail
+from tests.factories import ride_payload
 
 DELIVERY_TIMEOUT = 90
+THROTTLED_SECONDS = 30
+"""Longer than the 1.5 s of retries that once gave a batch up; shorter than the function's 60 s timeout."""
 
 
 def ride(ride_id: str, pu: int = 130, do: int = 205, distance: float = 3.66) -> dict:
-    return {"ride": {"PULocationID": pu, "DOLocationID": do, "trip_distance": distance}, "ride_id": ride_id}
+    return ride_payload(ride_id, pu, do, distance)
 
 
-def put(clients, stream: str, payloads: list[bytes]) -> int:
-    """Put records the way a producer should: PutRecords, re-sending only the entries that failed.
-
-    Returns how many entries had to be sent again.
-    """
-    pending, resent = payloads, 0
-    for _ in range(30):
-        response = clients("kinesis").put_records(
-            StreamName=stream, Records=[{"Data": p, "PartitionKey": "rides"} for p in pending]
-        )
-        pending = [p for p, entry in zip(pending, response["Records"], strict=True) if entry.get("ErrorCode")]
-        if not pending:
-            return resent
-        resent += len(pending)
-    pytest.fail(f"{len(pending)} records could not be put on {stream}")
+def put(localstack, stream: str, payloads: list[bytes]) -> int:
+    """Put records as the producer does (entries Kinesis refuses sent again); return how many were sent again."""
+    client = kinesis_client(Settings(), endpoint_url=localstack.endpoint, **CREDENTIALS)
+    records = [RideRecord(f"record-{i}", payload) for i, payload in enumerate(payloads)]
+    report = produce(KinesisPublisher(client, stream), records, retry_seconds=60)
+    assert report.failed == 0, f"{report.failed} records could not be put on {stream}"
+    return report.retried
 
 
-def function_log_records(clients, function_name: str) -> list[dict]:
-    """The function's JSON log lines in CloudWatch Logs."""
+def function_log_records(clients, function_name: str, since: float = 0) -> list[dict]:
+    """The function's JSON log lines in CloudWatch Logs, from ``since`` (epoch seconds) on."""
     logs = clients("logs")
     group = f"/aws/lambda/{function_name}"
     records = []
-    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+    pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=int(since * 1000))
+    for page in pages:
         for event in page["events"]:
             try:
                 records.append(json.loads(event["message"]))
@@ -98,11 +97,11 @@ def prediction_for(tag: str) -> Callable[[dict], bool]:
     return lambda e: str(e.get("prediction", {}).get("ride_id", "")).startswith(tag)
 
 
-def test_each_ride_becomes_one_prediction_with_the_offline_value_and_version(clients, stack, tails, tag, offline):
+def test_each_ride_becomes_one_prediction_with_the_offline_value_and_version(localstack, stack, tails, tag, offline):
     for tail in tails.values():
         tail.poll()
     rides = [ride(f"{tag}-{i}", pu=10 + i, do=50 + i, distance=0.5 + i) for i in range(20)]
-    put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides])
+    put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
     events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions")
     by_ride = {e["prediction"]["ride_id"]: e for e in events}
@@ -124,12 +123,12 @@ POISON = {
 }
 
 
-def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(clients, stack, tails, tag):
+def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(localstack, stack, tails, tag):
     for tail in tails.values():
         tail.poll()
     bad = {kind: payload.replace(b'"x"', json.dumps(f"{tag}-{kind}").encode()) for kind, payload in POISON.items()}
     payloads = [json.dumps(ride(f"{tag}-first")).encode(), *bad.values(), json.dumps(ride(f"{tag}-last")).encode()]
-    put(clients, stack.input_stream, payloads)
+    put(localstack, stack.input_stream, payloads)
 
     predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions around the poison")
     assert {e["prediction"]["ride_id"] for e in predictions} == {f"{tag}-first", f"{tag}-last"}
@@ -145,11 +144,11 @@ def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(clients, st
     assert all(e["source"]["stream_name"] == stack.input_stream for e in dead)
 
 
-def test_decision_step_decides_every_predicted_ride(clients, stack, tails, tag):
+def test_decision_step_decides_every_predicted_ride(localstack, stack, tails, tag):
     for tail in tails.values():
         tail.poll()
     rides = [ride(f"{tag}-short", distance=0.5), ride(f"{tag}-long", pu=1, do=265, distance=400)]
-    put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides])
+    put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
     predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions")
     decisions = collect(tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), 2, "decisions")
@@ -170,7 +169,7 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
     try:
         resent = 0
         for start in range(0, len(rides), 10):  # several batches, so both functions publish many times
-            resent += put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
+            resent += put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
             time.sleep(1.5)
         events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions under throttling")
         decisions = collect(
@@ -180,11 +179,8 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
         localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.0)
 
     assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
-    by_event_id: dict[str, set] = {}
-    for e in events:
-        by_event_id.setdefault(e["event_id"], set()).add(e["prediction"]["ride_id"])
-    assert len(by_event_id) == len(rides), "one event_id per ride, however often it was delivered"
-    assert all(len(ids) == 1 for ids in by_event_id.values())
+    assert len({e["event_id"] for e in events}) == len(rides)
+    assert one_event_id_per_ride(events)
     assert {d["ride_id"] for d in decisions} == {r["ride_id"] for r in rides}
     assert resent > 0, "the fault injection was on: the producer's own puts were throttled"
     batches = [
@@ -196,7 +192,43 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
     assert sum(b["PublishRetries"] for b in batches) > 0, f"the functions re-sent throttled entries: {batches}"
 
 
-def test_model_that_cannot_load_fails_clearly_and_loses_no_ride(clients, stack, tails, tag, model_dir):
+def one_event_id_per_ride(events: list[dict]) -> bool:
+    """Each event_id names one ride, however often it was delivered."""
+    rides_by_event_id: dict[str, set] = {}
+    for e in events:
+        rides_by_event_id.setdefault(e["event_id"], set()).add(e["prediction"]["ride_id"])
+    return all(len(rides) == 1 for rides in rides_by_event_id.values())
+
+
+def test_a_throttling_window_of_30_seconds_is_waited_out_within_the_invocation(clients, stack, tails, tag, localstack):
+    """Every PutRecords entry refused for 30 s, from before the function first publishes the rides."""
+    for tail in tails.values():
+        tail.poll()
+    rides = [ride(f"{tag}-{i}", distance=1 + i) for i in range(20)]
+    started = time.time()
+    put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
+    # The rides reach the function a second or more from now (a shard poll); every publish from now is refused.
+    localstack.set_config("KINESIS_ERROR_PROBABILITY", 1.0)
+    try:
+        time.sleep(THROTTLED_SECONDS)
+        assert not [e for e in tails["predictions"].events() if prediction_for(tag)(e)], "nothing got through"
+    finally:
+        localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.0)
+    events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions after the throttling")
+
+    assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
+    assert one_event_id_per_ride(events)
+    batches = [
+        r
+        for r in function_log_records(clients, stack.prediction_function, since=started)
+        if r.get("message") == "batch processed" and r["Predictions"] >= len(rides)
+    ]
+    assert batches, "one invocation published every ride"
+    assert batches[0]["PublishRetries"] > 0
+    assert batches[0]["batch_item_failures"] == [], "it waited the throttling out, and reported nothing unpublished"
+
+
+def test_model_that_cannot_load_fails_clearly_and_loses_no_ride(clients, localstack, stack, tails, tag, model_dir):
     """Runs last in this file: while the model is broken, the shard waits."""
     lam = clients("lambda")
     config = lam.get_function_configuration(FunctionName=stack.prediction_function)
@@ -217,7 +249,7 @@ def test_model_that_cannot_load_fails_clearly_and_loses_no_ride(clients, stack, 
         for tail in tails.values():
             tail.poll()
         rides = [ride(f"{tag}-{i}") for i in range(5)]
-        put(clients, stack.input_stream, [json.dumps(r).encode() for r in rides])
+        put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
         response = lam.invoke(FunctionName=stack.prediction_function, Payload=json.dumps({"Records": []}))
         error = json.loads(response["Payload"].read())

@@ -30,6 +30,8 @@ MODEL_BUCKET = "ride-duration-models"
 MODEL_PREFIX = "ride-duration"
 MODEL_WRITER_ARN = "arn:aws:iam::000000000000:root"
 """LocalStack's default caller, which uploads the models: the template's ModelWriterArns."""
+TEMPLATE_BUCKET = "ride-duration-deploy"
+"""Where deploy puts the template, as sam deploy puts it in its own bucket."""
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -102,6 +104,19 @@ class DeployedStack:
         return self.outputs["DecisionFunctionName"]
 
 
+def upload_template(clients: Clients, stack_name: str, body: str) -> str:
+    """Put the template in S3 and return its URL, as ``sam deploy`` does.
+
+    CloudFormation takes at most 51,200 bytes as a TemplateBody; a template
+    in S3 may be 1 MB, and template.yaml, with its comments, is past the first.
+    """
+    s3 = clients("s3")
+    s3.create_bucket(Bucket=TEMPLATE_BUCKET)
+    key = f"{stack_name}/template.yaml"
+    s3.put_object(Bucket=TEMPLATE_BUCKET, Key=key, Body=body.encode())
+    return f"{clients.endpoint}/{TEMPLATE_BUCKET}/{key}"
+
+
 def deploy(
     clients: Clients,
     stack_name: str,
@@ -121,7 +136,7 @@ def deploy(
     }
     cfn.create_stack(
         StackName=stack_name,
-        TemplateBody=template_body or TEMPLATE.read_text(),
+        TemplateURL=upload_template(clients, stack_name, template_body or TEMPLATE.read_text()),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )

@@ -62,9 +62,14 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
+def parse_template(template: str) -> dict[str, Any]:
+    """A CloudFormation template as JSON-shaped data, short forms read as long ones."""
+    return yaml.load(template, Loader=_CloudFormationLoader)
+
+
 def zip_function_template(template: str, code_bucket: str, code_key: str = CODE_KEY) -> dict[str, Any]:
     """The template with every Image function turned into a python3.11 Zip function of the same handler."""
-    document = yaml.load(template, Loader=_CloudFormationLoader)
+    document = parse_template(template)
     for resource in document["Resources"].values():
         properties = resource.get("Properties", {})
         if resource["Type"] != "AWS::Serverless::Function" or properties.get("PackageType") != "Image":

@@ -142,6 +142,7 @@ def _produce(args: argparse.Namespace) -> int:
 
     from model_service.kinesis.publish import KinesisPublisher, kinesis_client
     from stream_tools.producer import (
+        RETRY_SECONDS,
         ProduceReport,
         RideRecord,
         produce,
@@ -157,7 +158,7 @@ def _produce(args: argparse.Namespace) -> int:
 
         events, origin = rides_from_trips(make_trips(args.generated, seed=args.seed)), "generated trips"
     records = with_malformed(islice(events, args.limit), args.malformed_fraction)
-    publisher = KinesisPublisher(kinesis_client(), args.stream, max_attempts=args.max_attempts)
+    publisher = KinesisPublisher(kinesis_client(Settings.from_env()), args.stream)
     shown_at = [0.0]
 
     def progress(report: ProduceReport, chunk: list[RideRecord]) -> None:
@@ -173,14 +174,19 @@ def _produce(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
         report = produce(
-            publisher, records, rate=args.rate, origin=str(origin), on_chunk=progress, stop=interrupted.is_set
+            publisher,
+            records,
+            rate=args.rate,
+            retry_seconds=args.retry_seconds or RETRY_SECONDS,
+            on_chunk=progress,
+            stop=interrupted.is_set,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
     malformed = ", ".join(f"{kind}: {n}" for kind, n in sorted(report.malformed.items())) or "none"
     print(f"sent:       {report.sent}")
     print(f"failed:     {report.failed}")
-    print(f"re-sent:    {report.retried} (entries Kinesis refused at first)")
+    print(f"re-sent:    {report.retried} (entries Kinesis throttled at first)")
     print(f"malformed:  {sum(report.malformed.values())} ({malformed})")
     print(f"seconds:    {report.seconds:.2f}")
     print(f"rides/s:    {report.rides_per_second:,.1f}")
@@ -191,10 +197,9 @@ def _tail(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from model_service.kinesis.publish import kinesis_client
-    from stream_tools.tail import StreamTail
+    from stream_tools.tail import StreamTail, reading_client
 
-    tail = StreamTail(kinesis_client(), args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
+    tail = StreamTail(reading_client(), args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     shown = 0
     try:
@@ -209,6 +214,50 @@ def _tail(args: argparse.Namespace) -> int:
         print(f"timed out after {args.timeout:g} s with {shown} of {args.limit} events", file=sys.stderr)
         return 1
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import boto3
+
+    from model_service.errors import ModelLoadError, StreamUnavailable
+    from model_service.kinesis.processor import StreamBatchProcessor
+    from model_service.kinesis.publish import Publishers
+    from stream_tools.replay import Replayer
+    from stream_tools.tail import reading_client
+
+    settings = Settings.from_env()
+    processor: StreamBatchProcessor
+    if args.function == "prediction":
+        from model_service.kinesis.rides import ride_processor
+        from model_service.service import PredictionService
+
+        try:
+            service = PredictionService.load(args.model_uri, settings.model_version)
+        except ModelLoadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        input_stream = settings.input_stream_name
+        processor = ride_processor(service, Publishers.for_streams(settings.predictions_stream_name, settings))
+    else:
+        from model_service.kinesis.decisions import decision_processor
+
+        input_stream = settings.predictions_stream_name
+        publishers = Publishers.for_streams(settings.decisions_stream_name, settings)
+        processor = decision_processor(settings.long_ride_threshold_minutes, publishers)
+    replayer = Replayer(
+        boto3.client("sqs"), reading_client(), processor, input_stream, seconds_per_batch=args.seconds_per_batch
+    )
+    try:
+        report = replayer.replay(args.queue_url)
+    except StreamUnavailable as exc:  # the message being replayed stays on the queue, as do the rest
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"batches:       {report.batches} on the queue, {report.replayed} replayed and deleted")
+    print(f"records:       {report.records}")
+    print(f"published:     {report.published} output events, {report.dead_letters} dead letters")
+    for why in report.kept:
+        print(f"kept:          {why}")
+    return 1 if report.kept else 0
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
@@ -352,10 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--limit", type=_positive(int), help="send at most this many records")
     produce.add_argument(
-        "--max-attempts",
-        type=_positive(int),
-        default=settings.publish_max_attempts,
-        help="PutRecords attempts per entry (PUBLISH_MAX_ATTEMPTS)",
+        "--retry-seconds",
+        type=_positive(float),
+        help="seconds refused entries are sent again before they count as failed (default 30)",
     )
     produce.set_defaults(run=_produce)
 
@@ -374,6 +422,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--interval", type=_positive(float), default=0.5, help="seconds between polls of an idle stream")
     tail.set_defaults(run=_tail)
+
+    replay = commands.add_parser(
+        "replay",
+        help="process again the batches a function's event source gave up on, from its on-failure queue",
+        description=(
+            "Reads each message of the on-failure queue, reads its batch back from the input stream and runs it"
+            " through the function's processor (same event_ids); deletes a message once all its records are"
+            " published. Streams and model come from the same settings as the function's."
+        ),
+    )
+    replay.add_argument("--queue-url", required=True, help="the on-failure queue (stack output ...FailedBatchQueueUrl)")
+    replay.add_argument(
+        "--function", choices=("prediction", "decision"), default="prediction", help="whose queue it is"
+    )
+    replay.add_argument("--model-uri", default=settings.model_uri, help="the prediction function's model (MODEL_URI)")
+    replay.add_argument(
+        "--seconds-per-batch",
+        type=_positive(float),
+        default=60.0,
+        help="publishing deadline of each batch, as a function's timeout (default 60)",
+    )
+    replay.set_defaults(run=_replay)
     return parser
 
 

@@ -38,7 +38,11 @@ class Settings:
     decisions_stream_name: str = "ride_decisions"
     long_ride_threshold_minutes: float = 45.0
     test_run: bool = False
-    publish_max_attempts: int = 5
+    publish_margin_seconds: float = 1.0
+    """Time an invocation keeps for itself after its last PutRecords call, to report and flush metrics."""
+    kinesis_connect_timeout_seconds: float = 2.0
+    kinesis_read_timeout_seconds: float = 5.0
+    """A PutRecords call lasts at most connect + read timeout; none starts unless that fits before the deadline."""
     tracking_uri: str = DEFAULT_TRACKING_URI
     service_name: str | None = None
     """POWERTOOLS_SERVICE_NAME; each function has its own default."""
@@ -79,7 +83,13 @@ class Settings:
                 get("LONG_RIDE_THRESHOLD_MINUTES", str(defaults.long_ride_threshold_minutes))
             ),
             test_run=_flag(env.get("TEST_RUN")),
-            publish_max_attempts=int(get("PUBLISH_MAX_ATTEMPTS", str(defaults.publish_max_attempts))),
+            publish_margin_seconds=float(get("PUBLISH_MARGIN_SECONDS", str(defaults.publish_margin_seconds))),
+            kinesis_connect_timeout_seconds=float(
+                get("KINESIS_CONNECT_TIMEOUT_SECONDS", str(defaults.kinesis_connect_timeout_seconds))
+            ),
+            kinesis_read_timeout_seconds=float(
+                get("KINESIS_READ_TIMEOUT_SECONDS", str(defaults.kinesis_read_timeout_seconds))
+            ),
             tracking_uri=get("MLFLOW_TRACKING_URI", defaults.tracking_uri),
             service_name=env.get("POWERTOOLS_SERVICE_NAME") or None,
             metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", defaults.metrics_namespace),

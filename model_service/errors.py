@@ -49,6 +49,24 @@ class RejectedRecord(ServiceError, ValueError):
         super().__init__(f"{stage}: {reason}")
 
 
+class StreamUnavailable(ServiceError, RuntimeError):
+    """A stream that cannot be written to for a reason no record causes: missing, access denied, KMS key unusable.
+
+    It fails the invocation, so Lambda keeps the batch and retries it until
+    the environment is fixed (and the Errors alarm fires); dead-lettering valid
+    records because of it would lose them.
+    """
+
+    def __init__(self, stream_name: str, code: str, message: str) -> None:
+        self.stream_name = stream_name
+        self.code = code
+        super().__init__(f"cannot write to Kinesis stream {stream_name}: {code}: {message}")
+
+
+class InvalidSetting(ServiceError, ValueError):
+    """A setting whose value cannot work; the message names the setting and says why."""
+
+
 class ModelLoadError(ServiceError, RuntimeError):
     """The model named by MODEL_URI cannot be served; the message says why and what to do."""
 

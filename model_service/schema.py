@@ -1,4 +1,4 @@
-"""The ride event schema: what a valid ride looks like and why a record is not one.
+"""The event schemas: what a valid ride (or prediction event) looks like and why a record is not one.
 
 Every adapter (Kinesis, web, batch) validates through this module, so a ride is
 judged by the same rules wherever it enters. The shapes are TypedDicts checked
@@ -9,9 +9,10 @@ record as a model instance on the Lambda's hot path.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, TypeVar
+import reprlib
+from typing import Annotated, Any, NotRequired, TypeVar
 
-from pydantic import ConfigDict, Field, PlainValidator, StrictInt, TypeAdapter, ValidationError
+from pydantic import ConfigDict, Field, PlainValidator, StrictInt, TypeAdapter, ValidationError, with_config
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
@@ -23,57 +24,127 @@ MAX_ZONE_ID = 265
 MAX_TRIP_DISTANCE_MILES = 500.0
 """No taxi ride in NYC is longer; real files carry odometer glitches of tens of thousands."""
 
+MAX_RIDE_ID_CHARS = 256
+"""A ride_id is its prediction's partition key, and Kinesis refuses a partition key over 256 characters."""
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer every JSON consumer reads exactly (JavaScript's Number.MAX_SAFE_INTEGER)."""
+
+MAX_EVENT_ID_CHARS = 512
+"""An event_id is ``stream:shard:sequence``: at most 128 + 20 + 129 characters plus separators."""
+
+MAX_NAME_CHARS = 256
+"""A model name or version in a prediction event."""
+
+MAX_QUOTED_CHARS = 200
+"""How much of a bad value an error quotes: enough to recognise it, never enough to grow a dead letter."""
+
 IGNORE_EXTRA = ConfigDict(extra="ignore")
 """Producers may add fields; only the ones the model needs are checked and kept."""
 
 ZoneId = Annotated[StrictInt, Field(ge=1, le=MAX_ZONE_ID)]
 
 
+def partition_key_length(text: str) -> int:
+    """Characters as a partition key counts them, in UTF-16 code units (an emoji counts 2).
+
+    Kinesis documents the limit in "Unicode characters"; UTF-16 code units are
+    never fewer, so a key within this count is within the limit either way.
+    """
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _ride_id(value: Any) -> int | str:
     """One clear error for a bad ride_id, rather than one per member of an int | str union."""
-    if isinstance(value, str) and value.strip():
-        return value.strip()
+    if isinstance(value, str) and (stripped := value.strip()):
+        if partition_key_length(stripped) > MAX_RIDE_ID_CHARS:
+            raise PydanticCustomError(
+                "ride_id_too_long",
+                "Input should have at most {limit} characters (a Kinesis partition key), not {length}",
+                {"limit": MAX_RIDE_ID_CHARS, "length": partition_key_length(stripped)},
+            )
+        return stripped
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise PydanticCustomError(
+                "ride_id_out_of_range",
+                "Input should be an integer from -{limit} to {limit}, which every JSON consumer reads exactly",
+                {"limit": MAX_SAFE_INTEGER},
+            )
         return value
     raise PydanticCustomError("ride_id", "Input should be an integer or a non-empty string")
 
 
 RideId = Annotated[int | str, PlainValidator(_ride_id)]
+"""An integer JSON consumers read exactly, or a non-empty string that fits a partition key (outer blanks dropped)."""
 
 
+@with_config(IGNORE_EXTRA)
 class Ride(TypedDict):
     """The features of one ride, as the course's producers send them."""
-
-    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
 
     PULocationID: ZoneId
     DOLocationID: ZoneId
     trip_distance: Annotated[float, Field(strict=True, ge=0, le=MAX_TRIP_DISTANCE_MILES, allow_inf_nan=False)]
 
 
+@with_config(IGNORE_EXTRA)
 class RideEvent(TypedDict):
     """One input record: ``{"ride": {...}, "ride_id": ...}``."""
 
-    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
-
     ride: Ride
     ride_id: RideId
+
+
+@with_config(IGNORE_EXTRA)
+class Prediction(TypedDict):
+    ride_duration: Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    ride_id: RideId
+
+
+@with_config(IGNORE_EXTRA)
+class PredictionEvent(TypedDict):
+    """What the prediction function publishes; the decision function reads it back through this schema.
+
+    The course's fields, plus ``event_id``; extra fields from newer producers are ignored.
+    """
+
+    model: Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+    version: Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+    prediction: Prediction
+    event_id: NotRequired[Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_CHARS)]]
 
 
 Shape = TypeVar("Shape")
 
 RIDE = TypeAdapter(Ride)
 RIDE_EVENT = TypeAdapter(RideEvent)
+PREDICTION_EVENT = TypeAdapter(PredictionEvent)
+
+
+def _quoting() -> reprlib.Repr:
+    quote = reprlib.Repr()
+    quote.maxstring = quote.maxother = quote.maxlong = MAX_QUOTED_CHARS
+    quote.maxlevel, quote.maxdict, quote.maxlist = 2, 4, 4
+    return quote
+
+
+_QUOTE = _quoting()
+
+
+def quoted(value: Any) -> str:
+    """``repr(value)``, cut to about MAX_QUOTED_CHARS however large or deep the value is."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(str(value))
+    text = _QUOTE.repr(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 3] + "..."
 
 
 def _describe(error: Any) -> FieldError:
     field = ".".join(str(part) for part in error["loc"]) or "<record>"
     reason = error["msg"]
     if error["type"] not in {"missing", "model_type", "model_attributes_type", "dict_type"}:
-        value = error.get("input")
-        if isinstance(value, float) and not math.isfinite(value):
-            value = str(value)
-        reason = f"{reason} (got {value!r})"
+        reason = f"{reason} (got {quoted(error.get('input'))})"
     return {"field": field, "reason": reason}
 
 

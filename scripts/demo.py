@@ -185,13 +185,14 @@ class Producer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        from model_service.config import Settings
         from model_service.kinesis.publish import KinesisPublisher, kinesis_client
         from stream_tools.producer import produce
 
         def count(report: ProduceReport, chunk: list[RideRecord]) -> None:
             self.sent = report.sent
 
-        publisher = KinesisPublisher(kinesis_client(), self.stream)
+        publisher = KinesisPublisher(kinesis_client(Settings.from_env()), self.stream)
         self.report = produce(publisher, self.records, rate=self.rate, on_chunk=count, stop=self.stopping.is_set)
 
 

@@ -15,24 +15,35 @@ SHARD_ID = "shardId-000000000000"
 FIRST_SEQUENCE_NUMBER = 49630081666084879290581185630324770398608704880802529282
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+INPUT_STREAM_ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{INPUT_STREAM}"
+ARRIVAL_TIMESTAMP = 1654161514.132
 
 
-def kinesis_record(data: bytes, sequence_number: int, partition_key: str) -> dict[str, Any]:
+def kinesis_record(
+    data: bytes,
+    sequence_number: int | str,
+    partition_key: str,
+    *,
+    stream_arn: str = INPUT_STREAM_ARN,
+    shard_id: str = SHARD_ID,
+    arrival_timestamp: float = ARRIVAL_TIMESTAMP,
+) -> dict[str, Any]:
+    """One record as Lambda delivers it from a stream's shard."""
     return {
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
             "partitionKey": partition_key,
             "sequenceNumber": str(sequence_number),
             "data": base64.b64encode(data).decode(),
-            "approximateArrivalTimestamp": 1654161514.132,
+            "approximateArrivalTimestamp": arrival_timestamp,
         },
         "eventSource": "aws:kinesis",
         "eventVersion": "1.0",
-        "eventID": f"{SHARD_ID}:{sequence_number}",
+        "eventID": f"{shard_id}:{sequence_number}",
         "eventName": "aws:kinesis:record",
         "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/lambda-kinesis-role",
-        "awsRegion": REGION,
-        "eventSourceARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{INPUT_STREAM}",
+        "awsRegion": stream_arn.split(":")[3],
+        "eventSourceARN": stream_arn,
     }
 
 

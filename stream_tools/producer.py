@@ -5,15 +5,15 @@ end-to-end benchmark drive the deployed stack with. Rides come from a TLC
 parquet file (real column names, ids cleaned as for training) or from
 generated trips; a chosen fraction is corrupted in one of several ways, so the
 dead-letter path is exercised alongside the prediction path. Records go out
-through ``KinesisPublisher``, so entries Kinesis throttles are sent again and
-only the ones that never made it are counted as failed.
+through the functions' own ``KinesisPublisher``: entries Kinesis throttles are
+sent again until a deadline, and only the ones that never made it count as
+failed.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model_service.features import FEATURE_COLUMNS
-from model_service.kinesis.decode import SourceRecord
-from model_service.kinesis.events import OutboundRecord
-from model_service.kinesis.publish import MAX_RECORDS_PER_CALL, KinesisPublisher
+from model_service.kinesis.publish import MAX_RECORDS_PER_CALL, SYSTEM_CLOCK, Clock, Deadline, Publisher
 from model_service.trips import clean_ids, ride_id_prefix
 
 if TYPE_CHECKING:
@@ -33,8 +31,12 @@ if TYPE_CHECKING:
 CALLS_PER_SECOND = 10
 """At a set rate, records go out in about this many PutRecords calls a second: smooth, yet batched."""
 
+RETRY_SECONDS = 30.0
+"""How long the records of one PutRecords call may be sent again before they count as failed."""
 
-def ride_event(ride_id: int | str, pu: Any, do: Any, distance: Any) -> dict[str, Any]:
+
+def ride_event(ride_id: Any, pu: Any, do: Any, distance: Any) -> dict[str, Any]:
+    """The input record's shape; any value goes, so that tests and malformed records are built the same way."""
     return {"ride": {"PULocationID": pu, "DOLocationID": do, "trip_distance": distance}, "ride_id": ride_id}
 
 
@@ -66,6 +68,14 @@ class RideRecord:
     ride_id: int | str
     data: bytes
     malformed: str | None = None
+
+    @property
+    def partition_key(self) -> str:
+        """The ride_id, as the backend keys rides (so one ride's records stay in order on one shard)."""
+        return str(self.ride_id)
+
+    def payload(self) -> bytes:
+        return self.data
 
 
 def rides_from_trips(trips: pd.DataFrame, id_prefix: str = "") -> Iterator[dict[str, Any]]:
@@ -129,11 +139,6 @@ class ProduceReport:
         return self.sent / self.seconds if self.seconds else 0.0
 
 
-def _outbound(record: RideRecord, origin: str, position: int) -> OutboundRecord:
-    key = str(record.ride_id)
-    return OutboundRecord(record.data, key, SourceRecord(origin, "", str(position), key, ""))
-
-
 def chunk_size(rate: float | None) -> int:
     if rate is None:
         return MAX_RECORDS_PER_CALL
@@ -141,15 +146,14 @@ def chunk_size(rate: float | None) -> int:
 
 
 def produce(
-    publisher: KinesisPublisher,
+    publisher: Publisher,
     records: Iterable[RideRecord],
     *,
     rate: float | None = None,
-    origin: str = "producer",
+    retry_seconds: float = RETRY_SECONDS,
     on_chunk: Callable[[ProduceReport, list[RideRecord]], None] = lambda report, chunk: None,
     stop: Callable[[], bool] = lambda: False,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ProduceReport:
     """Put ``records`` at ``rate`` records/s (as fast as possible if None) until done or ``stop()``.
 
@@ -161,21 +165,20 @@ def produce(
     if rate is not None and rate <= 0:
         raise ValueError(f"the rate must be positive, not {rate}")
     report = ProduceReport()
-    started = clock()
+    started = clock.monotonic()
     position = 0
     pending = iter(records)
     while not stop() and (chunk := list(islice(pending, chunk_size(rate)))):
         if rate is not None:
-            sleep(max(0.0, started + position / rate - clock()))
-        outbound = [_outbound(r, origin, position + i) for i, r in enumerate(chunk)]
-        result = publisher.publish(outbound)
-        failed = {id(o) for o in result.failed}
-        put = [r for r, o in zip(chunk, outbound, strict=True) if id(o) not in failed]
+            clock.sleep(max(0.0, started + position / rate - clock.monotonic()))
+        result = publisher.publish(chunk, Deadline.after(retry_seconds, clock))
+        lost = {id(r) for r in result.failed} | {id(r) for r, _ in result.rejected}
+        put = [r for r in chunk if id(r) not in lost]
         report.sent += len(put)
-        report.failed += len(failed)
+        report.failed += len(lost)
         report.retried += result.retried
         report.malformed.update(r.malformed for r in put if r.malformed)
         position += len(chunk)
-        report.seconds = clock() - started
+        report.seconds = clock.monotonic() - started
         on_chunk(report, put)
     return report

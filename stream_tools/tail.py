@@ -60,3 +60,11 @@ def _as_event(data: bytes) -> dict[str, Any]:
     except ValueError:
         return {"raw": data.decode("utf-8", "replace")}
     return event if isinstance(event, dict) else {"raw": event}
+
+
+def reading_client() -> Any:
+    """A Kinesis client for reading, with boto3's standard retries (a tool, not bound to a deadline)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("kinesis", config=Config(retries={"mode": "standard"}))

@@ -119,10 +119,14 @@ def aws(monkeypatch) -> Iterator[None]:
 
 @pytest.fixture
 def kinesis(aws):
-    """moto's Kinesis with the output, decision and dead-letter streams the functions write to."""
-    import boto3
+    """moto's Kinesis with the output, decision and dead-letter streams the functions write to.
 
-    client = boto3.client("kinesis")
+    The client is configured as the functions' own (one attempt per call, short timeouts).
+    """
+    from model_service.config import Settings
+    from model_service.kinesis.publish import kinesis_client
+
+    client = kinesis_client(Settings())
     for stream in (PREDICTIONS, DEAD_LETTERS, DECISIONS):
         client.create_stream(StreamName=stream, ShardCount=1)
     return client

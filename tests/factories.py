@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from stream_tools import local_invoke
+from stream_tools.producer import ride_event
 
 
 def rides_from_trips(trips) -> list:
@@ -20,7 +21,8 @@ def rides_from_trips(trips) -> list:
 
 
 def ride_payload(ride_id: Any = 256, pu: Any = 130, do: Any = 205, distance: Any = 3.66) -> dict[str, Any]:
-    return {"ride": {"PULocationID": pu, "DOLocationID": do, "trip_distance": distance}, "ride_id": ride_id}
+    """The course's sample ride, or one like it: the producer's builder, with defaults."""
+    return ride_event(ride_id, pu, do, distance)
 
 
 def encode(payload: Any) -> bytes:

@@ -6,7 +6,8 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
 from model_service.errors import RejectedRecord
-from model_service.kinesis.decode import SourceRecord, decode_ride_event
+from model_service.kinesis.decode import decode_ride_event
+from model_service.kinesis.records import SourceRecord
 from stream_tools.local_invoke import FIRST_SEQUENCE_NUMBER, INPUT_STREAM, SHARD_ID
 from tests.factories import kinesis_event, ride_payload
 

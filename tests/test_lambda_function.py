@@ -12,7 +12,10 @@ from model_service.service import PredictionService
 from stream_tools.local_invoke import FIRST_SEQUENCE_NUMBER, LocalContext
 from tests.conftest import DEAD_LETTERS, PREDICTIONS, shared_path
 from tests.factories import kinesis_event, raw_kinesis_event, ride_payload
-from tests.fakes import FlakyKinesis, read_events, without_backoff
+from tests.faults import KinesisFaults, failing_entries
+from tests.lambda_simulation import SimulatedClock, SimulatedContext
+from tests.streams import read_events
+from tests.streams import read_stream as read_stream_bytes
 
 BAD_RECORDS = {
     "not base64": "%%% not base64 %%%",
@@ -43,6 +46,19 @@ def handler(load_handler):
     return load_handler()
 
 
+@pytest.fixture
+def clock(handler) -> SimulatedClock:
+    """The handler's publishers on simulated time, so waiting for a deadline takes no real time."""
+    clock = SimulatedClock()
+    handler.publishers.clock = clock
+    return clock
+
+
+@pytest.fixture
+def faults(handler, clock) -> KinesisFaults:
+    return KinesisFaults(handler.publishers.output.client, on_call=lambda call: clock.advance(0.05))
+
+
 def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, kinesis, model_bin):
     rides = [ride_payload(ride_id=i, pu=10 + i, do=50, distance=1.5 * i) for i in range(1, 6)]
     response = handler.lambda_handler(kinesis_event(rides), LocalContext())
@@ -64,14 +80,23 @@ def test_prediction_event_keeps_the_course_shape_and_adds_event_id(handler, kine
     assert event["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}")
 
 
-def test_prediction_is_partitioned_by_ride_id(handler, kinesis):
-    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: False)
-    handler.processor.publishers.output.client = flaky
-    seen = []
-    original = flaky.put_records
-    flaky.put_records = lambda **kw: seen.extend(e["PartitionKey"] for e in kw["Records"]) or original(**kw)
+def test_prediction_is_partitioned_by_ride_id(handler, faults):
     handler.lambda_handler(kinesis_event([ride_payload(ride_id="r-1"), ride_payload(ride_id=7)]), LocalContext())
-    assert seen == ["r-1", "7"]
+    (call,) = faults.calls
+    assert call.partition_keys == ["r-1", "7"]
+
+
+def test_a_ride_id_longer_than_256_characters_is_dead_lettered_and_the_rest_predicted(handler, kinesis):
+    """Kinesis refuses a partition key over 256 characters: such a ride must never reach the publisher."""
+    hostile = "x" * 257
+    event = kinesis_event([ride_payload(ride_id=1), ride_payload(ride_id=hostile), ride_payload(ride_id=2)])
+    response = handler.lambda_handler(event, LocalContext())
+
+    assert response == {"batchItemFailures": []}
+    assert sorted(e["prediction"]["ride_id"] for e in read_events(kinesis, PREDICTIONS)) == [1, 2]
+    (dead,) = read_events(kinesis, DEAD_LETTERS)
+    assert (dead["stage"], dead["errors"][0]["field"]) == ("validate", "ride_id")
+    assert "at most 256 characters" in dead["reason"]
 
 
 @pytest.mark.parametrize("kind", list(BAD_RECORDS))
@@ -113,8 +138,14 @@ def test_test_run_returns_the_events_and_publishes_nothing(load_handler, kinesis
     assert [p["prediction"]["ride_id"] for p in response["predictions"]] == [256]
     assert len(response["dead_letters"]) == 1
     assert response["batchItemFailures"] == []
-    assert handler.processor.publishers is None
     assert read_events(kinesis, PREDICTIONS) == read_events(kinesis, DEAD_LETTERS) == []
+
+
+def test_test_run_returns_each_invocations_own_events(load_handler):
+    handler = load_handler(TEST_RUN="true")
+    handler.lambda_handler(kinesis_event([ride_payload(ride_id=1)]), LocalContext())
+    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=2)]), LocalContext())
+    assert [p["prediction"]["ride_id"] for p in response["predictions"]] == [2]
 
 
 @pytest.mark.shared_data
@@ -125,30 +156,28 @@ def test_course_event_through_the_course_model_gives_the_course_prediction(load_
     assert prediction["prediction"] == {"ride_duration": pytest.approx(12.7855, abs=1e-4), "ride_id": 256}
 
 
-def test_throttled_entries_are_retried_until_published(handler, kinesis):
-    without_backoff(handler)
-    handler.processor.publishers.output.client = FlakyKinesis(kinesis, fail=lambda data, attempt: attempt <= 2)
+def test_throttled_entries_are_retried_until_published(handler, kinesis, faults):
+    faults.rules.append(failing_entries(lambda data, attempt: attempt <= 2))
     response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(4)]), LocalContext())
     assert response == {"batchItemFailures": []}
     assert len(read_events(kinesis, PREDICTIONS)) == 4
 
 
-def test_unpublishable_predictions_report_the_lowest_sequence_number(handler, kinesis):
-    without_backoff(handler)
+def test_predictions_unpublished_by_the_deadline_report_the_lowest_sequence_number(handler, kinesis, clock, faults):
     doomed = {b'"ride_id":3}', b'"ride_id":5}'}
-    handler.processor.publishers.output.client = FlakyKinesis(
-        kinesis, fail=lambda data, attempt: any(d in data for d in doomed)
-    )
-    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(7)]), LocalContext())
+    faults.rules.append(failing_entries(lambda data, attempt: any(d in data for d in doomed)))
+    context = SimulatedContext(clock, timeout_seconds=60)
+    response = handler.lambda_handler(kinesis_event([ride_payload(ride_id=i) for i in range(7)]), context)
+
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 3)}]}
     assert sorted(e["prediction"]["ride_id"] for e in read_events(kinesis, PREDICTIONS)) == [0, 1, 2, 4, 6]
+    assert 0 < context.get_remaining_time_in_millis() <= 8_000, "it retried until the deadline, and answered in time"
 
 
-def test_unpublishable_dead_letter_is_reported_so_it_is_not_lost(handler, kinesis):
-    without_backoff(handler)
-    handler.processor.publishers.dead_letters.client = FlakyKinesis(kinesis, fail=lambda data, attempt: True)
+def test_unpublishable_dead_letter_is_reported_so_it_is_not_lost(handler, clock, faults):
+    faults.rules.append(failing_entries(lambda data, attempt: True, stream=DEAD_LETTERS))
     event = raw_kinesis_event([encoded(ride_payload()), encoded(ride_payload()), BAD_RECORDS["not JSON"]])
-    response = handler.lambda_handler(event, LocalContext())
+    response = handler.lambda_handler(event, SimulatedContext(clock, timeout_seconds=60))
     assert response == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
 
 
@@ -186,3 +215,32 @@ def test_oversized_poison_record_is_dead_lettered_with_its_payload_truncated(han
     assert dead["raw_data_truncated"] is True
     assert huge.startswith(dead["raw_data"])
     assert len(dead["raw_data"]) < len(huge)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        json.dumps(
+            {"ride": {"PULocationID": 1, "DOLocationID": 2, "trip_distance": "é" * 500_000}, "ride_id": 1},
+            ensure_ascii=False,
+        ),
+        json.dumps(
+            {"ride": {"PULocationID": "😀" * 250_000, "DOLocationID": 2, "trip_distance": 1}, "ride_id": 1},
+            ensure_ascii=False,
+        ),
+        "😀" * 262_000,
+    ],
+    ids=["non-ASCII distance", "emoji zone id", "emoji, not JSON"],
+)
+def test_a_1_mib_record_of_non_ascii_text_is_dead_lettered_within_the_record_limit(handler, kinesis, payload):
+    data = payload.encode()
+    assert 1_000_000 < len(data) <= 1024 * 1024
+    response = handler.lambda_handler(kinesis_event([data]), LocalContext())
+
+    assert response == {"batchItemFailures": []}
+    (raw,) = read_stream_bytes(kinesis, DEAD_LETTERS)
+    assert len(raw) + len("0") <= 1024 * 1024
+    dead = json.loads(raw)
+    assert dead["raw_data_truncated"] is True
+    assert base64.b64encode(data).decode().startswith(dead["raw_data"])
+    assert len(dead["reason"]) < 1000, "the bad value is quoted, not repeated whole"

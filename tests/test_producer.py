@@ -23,7 +23,9 @@ from stream_tools.producer import (
     rides_from_trips,
     with_malformed,
 )
-from tests.fakes import FlakyKinesis, read_stream
+from tests.faults import KinesisFaults, failing_entries
+from tests.lambda_simulation import SimulatedClock
+from tests.streams import read_stream
 
 INPUT = "ride_events"
 
@@ -34,27 +36,24 @@ def stream(kinesis):
     return kinesis
 
 
-def publisher(client, **kwargs) -> KinesisPublisher:
-    return KinesisPublisher(client, INPUT, sleep=lambda seconds: None, **kwargs)
+def publisher(client) -> KinesisPublisher:
+    return KinesisPublisher(client, INPUT)
 
 
 def valid_records(n: int) -> list[RideRecord]:
     return list(with_malformed(rides_from_trips(make_trips(n)), 0))
 
 
-class FakeClock:
-    """Time that passes only when the producer sleeps, or a PutRecords call takes ``call_seconds``."""
+class FakeClock(SimulatedClock):
+    """Time that passes only when the producer sleeps (each sleep noted), or a test says a call took time."""
 
     def __init__(self) -> None:
-        self.now = 0.0
+        super().__init__(0.0)
         self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        super().sleep(seconds)
 
 
 def test_each_generated_trip_becomes_one_ride_event_with_the_tlc_fields():
@@ -141,18 +140,27 @@ def test_each_record_is_keyed_by_its_ride_id(stream):
 def test_throttled_entries_are_sent_again_and_end_up_on_the_stream_once(stream):
     records = valid_records(10)
     throttled = {records[3].data, records[8].data}
-    flaky = FlakyKinesis(stream, fail=lambda data, attempt: data in throttled and attempt == 1)
-    report = produce(publisher(flaky), records)
-    assert flaky.calls[1] == [records[3].data, records[8].data]
+    faults = KinesisFaults(stream, [failing_entries(lambda data, attempt: data in throttled and attempt == 1)])
+    report = produce(publisher(stream), records, clock=FakeClock())
+    assert faults.calls[1].data == [records[3].data, records[8].data]
     assert (report.sent, report.failed, report.retried) == (10, 0, 2)
     assert sorted(read_stream(stream, INPUT)) == sorted(r.data for r in records)
 
 
-def test_entries_refused_on_every_attempt_are_counted_failed_not_sent(stream):
+def test_entries_refused_until_the_retry_time_is_up_are_counted_failed_not_sent(stream):
     records = valid_records(4)
-    flaky = FlakyKinesis(stream, fail=lambda data, attempt: data == records[0].data)
-    report = produce(publisher(flaky, max_attempts=3), records)
+    clock = FakeClock()
+    faults = KinesisFaults(stream, [failing_entries(lambda data, attempt: data == records[0].data)])
+    report = produce(publisher(stream), records, retry_seconds=20, clock=clock)
     assert (report.sent, report.failed) == (3, 1)
+    assert clock.now == pytest.approx(20 - 7, abs=0.001), "retried for the retry time, less the 7 s a call may take"
+    assert len(faults.calls) > 5
+
+
+def test_a_record_kinesis_refuses_for_what_it_holds_is_counted_failed(stream):
+    records = [*valid_records(2), RideRecord("k" * 300, b"{}")]
+    report = produce(publisher(stream), records)
+    assert (report.sent, report.failed) == (2, 1)
 
 
 def test_malformed_records_put_are_counted_by_kind(stream):
@@ -168,7 +176,7 @@ def test_at_a_rate_about_ten_calls_a_second_carry_the_rides():
 
 def test_a_rate_paces_the_calls_on_a_schedule_so_200_rides_at_100_per_second_take_2_seconds(stream):
     clock = FakeClock()
-    report = produce(publisher(stream), valid_records(200), rate=100, clock=clock, sleep=clock.sleep)
+    report = produce(publisher(stream), valid_records(200), rate=100, clock=clock)
     assert clock.sleeps == pytest.approx([0.0] + [0.1] * 19)
     assert report.sent == 200
     assert report.rides_per_second == pytest.approx(200 / 1.9)
@@ -177,15 +185,8 @@ def test_a_rate_paces_the_calls_on_a_schedule_so_200_rides_at_100_per_second_tak
 def test_a_slow_call_is_caught_up_on_rather_than_lowering_the_rate(stream):
     clock = FakeClock()
 
-    class SlowOnce:
-        calls = 0
-
-        def put_records(self, **kwargs):
-            SlowOnce.calls += 1
-            clock.now += 0.25 if SlowOnce.calls == 1 else 0
-            return stream.put_records(**kwargs)
-
-    produce(publisher(SlowOnce()), valid_records(40), rate=100, clock=clock, sleep=clock.sleep)
+    faults = KinesisFaults(stream, on_call=lambda call: clock.advance(0.25 if len(faults.calls) == 1 else 0))
+    produce(publisher(stream), valid_records(40), rate=100, clock=clock)
     assert clock.sleeps == pytest.approx([0.0, 0.0, 0.0, 0.05])
 
 

@@ -1,129 +1,212 @@
-"""Publishing to Kinesis: within the PutRecords limits, retrying only what failed."""
+"""Publishing to Kinesis: within the PutRecords limits, to a deadline, each kind of failure handled its own way."""
 
-import boto3
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
 import pytest
 
-from model_service.kinesis.decode import SourceRecord
-from model_service.kinesis.events import OutboundRecord
+from model_service.config import Settings
+from model_service.errors import InvalidSetting, StreamUnavailable
 from model_service.kinesis.publish import (
     MAX_BYTES_PER_CALL,
-    MAX_BYTES_PER_RECORD,
     MAX_RECORDS_PER_CALL,
+    MIN_PAUSE_SECONDS,
+    CollectingPublisher,
+    Deadline,
     KinesisPublisher,
     chunks,
+    entry,
+    kinesis_client,
 )
-from tests.fakes import FlakyKinesis, read_stream
+from model_service.kinesis.records import MAX_RECORD_BYTES
+from tests.faults import KinesisFaults, ShortResponse, failing_calls, failing_entries
+from tests.lambda_simulation import SimulatedClock
+from tests.streams import read_stream
 
 STREAM = "ride_predictions"
 
 
-def records(n: int, size: int = 10) -> list[OutboundRecord]:
-    return [
-        OutboundRecord(
-            data=f"{i:08d}".encode().ljust(size, b"x"),
-            partition_key=str(i),
-            source=SourceRecord("ride_events", "shardId-0", str(1000 + i), str(i), ""),
-        )
-        for i in range(n)
-    ]
+@dataclass(frozen=True)
+class Record:
+    data: bytes
+    partition_key: str
+
+    def payload(self) -> bytes:
+        return self.data
+
+
+def records(n: int, size: int = 10) -> list[Record]:
+    return [Record(f"{i:08d}".encode().ljust(size, b"x"), str(i)) for i in range(n)]
+
+
+def entries(batch: list[Record]) -> list:
+    return [entry(r) for r in batch]
 
 
 @pytest.fixture
 def kinesis(aws):
-    client = boto3.client("kinesis")
+    client = kinesis_client(Settings())
     client.create_stream(StreamName=STREAM, ShardCount=1)
     return client
 
 
-def publisher(client, sleeps=None, **kwargs) -> KinesisPublisher:
-    sleeps = [] if sleeps is None else sleeps
-    return KinesisPublisher(client, STREAM, sleep=sleeps.append, jitter=lambda: 1.0, **kwargs)
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock()
+
+
+@pytest.fixture
+def faults(kinesis, clock) -> KinesisFaults:
+    return KinesisFaults(kinesis, on_call=lambda call: clock.advance(0.05))
+
+
+def publisher(client, **kwargs) -> KinesisPublisher:
+    return KinesisPublisher(client, STREAM, jitter=lambda: 1.0, **kwargs)
 
 
 def test_chunks_hold_at_most_500_records():
-    sizes = [len(chunk) for chunk in chunks(records(1201))]
+    sizes = [len(chunk) for chunk in chunks(entries(records(1201)))]
     assert sizes == [MAX_RECORDS_PER_CALL, MAX_RECORDS_PER_CALL, 201]
 
 
 def test_chunks_stay_under_5_mib_per_call():
-    big = records(12, size=MAX_BYTES_PER_RECORD - 100)
-    split = list(chunks(big))
+    split = list(chunks(entries(records(12, size=MAX_RECORD_BYTES - 100))))
     assert [len(chunk) for chunk in split] == [5, 5, 2]
-    assert all(sum(len(r.data) + len(r.partition_key) for r in chunk) <= MAX_BYTES_PER_CALL for chunk in split)
+    assert all(sum(size for _, _, size in chunk) <= MAX_BYTES_PER_CALL for chunk in split)
 
 
 def test_chunks_keep_every_record_in_order():
-    batch = records(1234)
-    assert [r for chunk in chunks(batch) for r in chunk] == batch
+    batch = entries(records(1234))
+    assert [e for chunk in chunks(batch) for e in chunk] == batch
 
 
-def test_every_record_lands_on_the_stream(kinesis):
-    result = publisher(kinesis).publish(records(1200))
-    assert (result.failed, result.retried) == ([], 0)
+def test_every_record_lands_on_the_stream(kinesis, clock):
+    result = publisher(kinesis).publish(records(1200), Deadline.after(60, clock))
+    assert (result.failed, result.rejected, result.retried) == ([], [], 0)
     assert sorted(read_stream(kinesis, STREAM)) == sorted(r.data for r in records(1200))
 
 
-def test_only_failed_entries_are_sent_again(kinesis):
+def test_only_failed_entries_are_sent_again(kinesis, faults, clock):
     batch = records(10)
-    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: data in {batch[2].data, batch[7].data} and attempt == 1)
-    result = publisher(flaky).publish(batch)
-    assert flaky.calls[1] == [batch[2].data, batch[7].data]
-    assert (len(flaky.calls), result.failed, result.retried) == (2, [], 2)
+    faults.rules.append(failing_entries(lambda data, attempt: data in {batch[2].data, batch[7].data} and attempt == 1))
+    result = publisher(kinesis).publish(batch, Deadline.after(60, clock))
+    assert faults.calls[1].data == [batch[2].data, batch[7].data]
+    assert (len(faults.calls), result.failed, result.retried) == (2, [], 2)
     assert sorted(read_stream(kinesis, STREAM)) == sorted(r.data for r in batch)
 
 
-def test_retries_back_off_exponentially_up_to_the_cap(kinesis):
-    sleeps = []
-    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: True)
-    publisher(flaky, sleeps, max_attempts=7, base_delay=0.05, max_delay=1.0).publish(records(1))
-    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+def test_retries_back_off_exponentially_up_to_the_cap(kinesis, faults, clock):
+    faults.rules.append(failing_entries(lambda data, attempt: attempt <= 6))
+    sent_at: list[float] = []
+    faults.on_call = lambda call: sent_at.append(clock.now)
+    publisher(kinesis, base_delay=0.05, max_delay=1.0).publish(records(1), Deadline.after(60, clock))
+    pauses = [later - earlier for earlier, later in pairwise(sent_at)]
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
 
 
-def test_entries_still_failing_after_the_last_attempt_are_returned(kinesis):
+def test_entries_are_retried_until_the_deadline_then_returned_failed(kinesis, faults, clock):
     batch = records(5)
-    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: data == batch[3].data)
-    result = publisher(flaky, max_attempts=4).publish(batch)
+    faults.rules.append(failing_entries(lambda data, attempt: data == batch[3].data))
+    client = publisher(kinesis)
+    deadline = Deadline.after(30, clock)
+    result = client.publish(batch, deadline)
+
     assert result.failed == [batch[3]]
-    assert len(flaky.calls) == 4
+    assert len(faults.calls) > 10
+    assert deadline.remaining() < client.call_seconds + MIN_PAUSE_SECONDS, "it kept trying while a call could fit"
+    assert deadline.remaining() >= 0, "and never past the deadline"
     assert len(read_stream(kinesis, STREAM)) == 4
 
 
-def test_error_code_decides_even_when_failed_record_count_disagrees(kinesis):
+def test_no_call_starts_unless_its_timeouts_fit_before_the_deadline(kinesis, faults, clock):
+    client = publisher(kinesis)
+    assert client.call_seconds == 7.0  # the client's connect + read timeouts, 2 + 5 by default
+    result = client.publish(records(3), Deadline.after(6.9, clock))
+    assert (len(result.failed), faults.calls) == (3, [])
+
+
+def test_error_code_decides_even_when_failed_record_count_disagrees(kinesis, faults, clock):
     """LocalStack's fault injection fails every entry but reports FailedRecordCount=1."""
     batch = records(6)
-    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: attempt == 1, localstack_count=True)
-    result = publisher(flaky).publish(batch)
-    assert flaky.calls[1] == [r.data for r in batch]
+    faults.rules.append(failing_entries(lambda data, attempt: attempt == 1, localstack_count=True))
+    result = publisher(kinesis).publish(batch, Deadline.after(60, clock))
+    assert faults.calls[1].data == [r.data for r in batch]
     assert result.failed == []
     assert len(read_stream(kinesis, STREAM)) == 6
 
 
-class RaisingOnce:
-    def __init__(self, client):
-        self.client = client
-        self.calls = 0
-
-    def put_records(self, **kwargs):
-        self.calls += 1
-        if self.calls == 1:
-            raise ConnectionError("connection reset")
-        return self.client.put_records(**kwargs)
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ServiceUnavailable", "InternalFailure"])
+def test_a_call_that_fails_whole_for_a_transient_reason_is_retried_whole(kinesis, faults, clock, code):
+    faults.rules.append(failing_calls(code, when=lambda call: len(faults.calls) == 1))
+    result = publisher(kinesis).publish(records(3), Deadline.after(60, clock))
+    assert (len(faults.calls), result.failed, result.retried) == (2, [], 3)
 
 
-def test_a_call_that_raises_is_retried_whole(kinesis):
-    client = RaisingOnce(kinesis)
-    result = publisher(client).publish(records(3))
-    assert (client.calls, result.failed, result.retried) == (2, [], 3)
+def test_a_response_with_fewer_entries_than_sent_counts_as_all_failed(kinesis, faults, clock):
+    faults.rules.append(lambda call: ShortResponse(2) if len(faults.calls) == 1 else None)
+    result = publisher(kinesis).publish(records(3), Deadline.after(60, clock))
+    assert faults.calls[1].data == [r.data for r in records(3)]
+    assert result.failed == []
 
 
-def test_oversize_record_is_reported_failed_without_blocking_the_rest(kinesis):
-    batch = records(2) + records(1, size=MAX_BYTES_PER_RECORD + 1)
-    result = publisher(kinesis).publish(batch)
-    assert result.failed == [batch[2]]
-    assert len(read_stream(kinesis, STREAM)) == 2
+def test_a_validation_error_is_narrowed_to_the_records_that_cause_it(kinesis, faults, clock):
+    batch = records(16)
+    bad = {batch[5].data, batch[11].data}
+    faults.rules.append(failing_calls("ValidationException", when=lambda call: bool(bad & set(call.data))))
+    result = publisher(kinesis).publish(batch, Deadline.after(60, clock))
+
+    assert sorted(r.data for r, _ in result.rejected) == sorted(bad)
+    assert all(reason.startswith("Kinesis refused the record: ValidationException") for _, reason in result.rejected)
+    assert sorted(read_stream(kinesis, STREAM)) == sorted(r.data for r in batch if r.data not in bad)
+    assert result.failed == []
 
 
-def test_nothing_to_publish_makes_no_call(kinesis):
-    flaky = FlakyKinesis(kinesis, fail=lambda data, attempt: False)
-    assert publisher(flaky).publish([]).failed == []
-    assert flaky.calls == []
+def test_an_entry_refused_for_what_it_holds_is_rejected_not_retried(kinesis, faults, clock):
+    batch = records(3)
+    faults.rules.append(failing_entries(lambda data, attempt: data == batch[1].data, "InvalidArgumentException"))
+    result = publisher(kinesis).publish(batch, Deadline.after(60, clock))
+    assert [r for r, _ in result.rejected] == [batch[1]]
+    assert len(faults.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "code", ["ResourceNotFoundException", "AccessDeniedException", "KMSDisabledException", "KMSAccessDeniedException"]
+)
+def test_an_environment_error_raises_naming_the_stream_and_the_cause(kinesis, faults, clock, code):
+    faults.rules.append(failing_calls(code))
+    with pytest.raises(StreamUnavailable, match=f"{STREAM}: {code}"):
+        publisher(kinesis).publish(records(3), Deadline.after(60, clock))
+
+
+def test_a_missing_stream_is_an_environment_error(kinesis, clock):
+    with pytest.raises(StreamUnavailable, match="ResourceNotFoundException"):
+        KinesisPublisher(kinesis, "no_such_stream").publish(records(1), Deadline.after(60, clock))
+
+
+def test_an_oversize_record_is_rejected_without_a_call_and_the_rest_go_out(kinesis, faults, clock):
+    batch = [*records(2), *records(1, size=MAX_RECORD_BYTES)]
+    result = publisher(kinesis).publish(batch, Deadline.after(60, clock))
+    ((oversize, reason),) = result.rejected
+    assert oversize is batch[2]
+    assert "over Kinesis' limit of 1048576" in reason
+    assert [len(call.data) for call in faults.calls] == [2]
+
+
+def test_nothing_to_publish_makes_no_call(kinesis, faults, clock):
+    assert publisher(kinesis).publish([], Deadline.after(60, clock)).failed == []
+    assert faults.calls == []
+
+
+@pytest.mark.parametrize("name", ["", "has space", "x" * 129, "arn:aws:kinesis:us-east-1:1:stream/s"])
+def test_a_stream_name_kinesis_would_refuse_is_refused_up_front(kinesis, name):
+    with pytest.raises(InvalidSetting, match="not a Kinesis stream name"):
+        KinesisPublisher(kinesis, name)
+
+
+def test_the_collecting_publisher_keeps_what_it_is_given_until_taken(clock):
+    collector = CollectingPublisher()
+    collector.publish(records(2), Deadline.after(1, clock))
+    assert collector.take() == records(2)
+    assert collector.take() == []

@@ -1,11 +1,18 @@
 """The ride event schema: what is accepted, and that each rejection names its field and reason."""
 
+import json
 import math
 
 import pytest
 
 from model_service.errors import SchemaViolation
-from model_service.schema import MAX_TRIP_DISTANCE_MILES, validate_ride, validate_ride_event
+from model_service.schema import (
+    MAX_QUOTED_CHARS,
+    MAX_SAFE_INTEGER,
+    MAX_TRIP_DISTANCE_MILES,
+    validate_ride,
+    validate_ride_event,
+)
 from tests.factories import ride_payload
 
 
@@ -114,3 +121,48 @@ def test_every_bad_field_is_reported_at_once():
 
 def test_bare_ride_validates_without_event_wrapper():
     assert validate_ride({"PULocationID": 1, "DOLocationID": 2, "trip_distance": 0})["trip_distance"] == 0.0
+
+
+def test_a_ride_id_of_256_characters_is_valid():
+    assert validate_ride_event(ride_payload(ride_id="r" * 256))["ride_id"] == "r" * 256
+
+
+def test_a_ride_id_longer_than_a_kinesis_partition_key_is_rejected():
+    error = rejection(ride_payload(ride_id="r" * 257))
+    assert error["field"] == "ride_id"
+    assert error["reason"].startswith("Input should have at most 256 characters (a Kinesis partition key), not 257")
+
+
+def test_ride_id_characters_are_counted_as_kinesis_may_count_them():
+    """An emoji is one character but two UTF-16 code units; the stricter count keeps every key within the limit."""
+    assert validate_ride_event(ride_payload(ride_id="😀" * 128))["ride_id"] == "😀" * 128
+    assert rejection(ride_payload(ride_id="😀" * 129))["field"] == "ride_id"
+
+
+def test_surrounding_blanks_do_not_count_towards_the_ride_id_limit():
+    assert validate_ride_event(ride_payload(ride_id=f"  {'r' * 256}  "))["ride_id"] == "r" * 256
+
+
+@pytest.mark.parametrize("ride_id", [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 0])
+def test_an_integer_ride_id_every_json_consumer_reads_exactly_is_valid(ride_id):
+    assert validate_ride_event(ride_payload(ride_id=ride_id))["ride_id"] == ride_id
+
+
+@pytest.mark.parametrize("ride_id", [MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1, 10**300])
+def test_an_integer_ride_id_beyond_2_to_the_53_is_rejected(ride_id):
+    error = rejection(ride_payload(ride_id=ride_id))
+    assert error["field"] == "ride_id"
+    assert "every JSON consumer reads exactly" in error["reason"]
+
+
+def test_a_huge_bad_value_is_quoted_in_a_few_hundred_characters():
+    error = rejection(ride_payload(distance="é" * 1_000_000))
+    assert error["field"] == "ride.trip_distance"
+    assert len(error["reason"]) < 2 * MAX_QUOTED_CHARS
+
+
+def test_a_deeply_nested_bad_value_is_quoted_in_a_few_hundred_characters():
+    value: object = ["x" * 10_000] * 100
+    for _ in range(50):
+        value = [value, {"k": "y" * 1000}]
+    assert len(rejection(ride_payload(pu=json.loads(json.dumps(value))))["reason"]) < 2 * MAX_QUOTED_CHARS

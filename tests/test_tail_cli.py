@@ -37,12 +37,19 @@ def test_it_stops_after_the_limit_even_when_more_events_are_there(kinesis, capsy
 
 def test_without_from_start_only_events_put_after_it_started_are_printed(kinesis, capsys):
     put(kinesis, PREDICTIONS, {"n": "old"})
-    later = threading.Timer(0.3, put, (kinesis, PREDICTIONS, {"n": "new"}))
-    later.start()
+    stop = threading.Event()
+
+    def keep_putting() -> None:  # until the tail has read one: however long it takes to start, it gets one
+        while not stop.wait(0.1):
+            put(kinesis, PREDICTIONS, {"n": "new"})
+
+    producer = threading.Thread(target=keep_putting)
+    producer.start()
     try:
         status = main(["tail", "--stream", PREDICTIONS, "--limit", "1", "--timeout", "10", "--interval", "0.05"])
     finally:
-        later.cancel()
+        stop.set()
+        producer.join()
     assert status == 0
     assert printed(capsys) == [{"n": "new"}]
 

@@ -1,47 +1,20 @@
-"""The decision step's steps: prediction events in, one decision event per ride out.
+"""The decision function's steps: prediction events in, one decision event per ride out.
 
-An independent consumer of the predictions stream (the course's "moderation
-decision"): it flags rides predicted to run longer than a threshold. Its
-output is idempotent on event_id: the same prediction event, however often
-it is delivered, yields the same decision event with the same event_id, so a
-consumer keeps the first and drops the rest.
+It flags rides predicted to run longer than a threshold (the course's
+"moderation decision"). The decision's event_id derives from the
+prediction's, so every delivery of a prediction gives the same decision event.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, NotRequired
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-from pydantic import Field, TypeAdapter
-from typing_extensions import TypedDict
-
-from model_service.kinesis.decode import SourceRecord, decode_as
-from model_service.kinesis.processor import OutputEvent, StreamBatchProcessor
+from model_service.kinesis.decode import decode_as
+from model_service.kinesis.events import DeadLetterEvent, DecisionEvent
+from model_service.kinesis.processor import StreamBatchProcessor
 from model_service.kinesis.publish import Publishers
-from model_service.schema import IGNORE_EXTRA, RideId
-
-LONG_RIDE = "long_ride"
-NORMAL = "normal"
-
-
-class Prediction(TypedDict):
-    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
-
-    ride_duration: Annotated[float, Field(strict=True, allow_inf_nan=False)]
-    ride_id: RideId
-
-
-class PredictionEvent(TypedDict):
-    """What the prediction function publishes (extra fields from newer producers are ignored)."""
-
-    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
-
-    model: str
-    version: str
-    prediction: Prediction
-    event_id: NotRequired[str]
-
-
-PREDICTION_EVENT = TypeAdapter(PredictionEvent)
+from model_service.kinesis.records import OutboundRecord, SourceRecord
+from model_service.schema import PREDICTION_EVENT, PredictionEvent
 
 
 def decode_prediction_event(data_b64: str) -> PredictionEvent:
@@ -52,20 +25,20 @@ class DecideLongRides:
     def __init__(self, threshold_minutes: float) -> None:
         self.threshold_minutes = threshold_minutes
 
-    def __call__(self, accepted: list[tuple[SourceRecord, PredictionEvent]]) -> list[OutputEvent]:
+    def __call__(self, accepted: list[tuple[SourceRecord, PredictionEvent]]) -> list[OutboundRecord[DecisionEvent]]:
         return [
-            OutputEvent(self.decision_event(source, event), str(event["prediction"]["ride_id"]), source)
+            OutboundRecord(self.decision_event(source, event), str(event["prediction"]["ride_id"]), source)
             for source, event in accepted
         ]
 
-    def decision_event(self, source: SourceRecord, event: PredictionEvent) -> dict:
+    def decision_event(self, source: SourceRecord, event: PredictionEvent) -> DecisionEvent:
         prediction_id = event.get("event_id") or source.event_id
         duration = event["prediction"]["ride_duration"]
         return {
             "event_id": f"{prediction_id}/decision",
             "prediction_event_id": prediction_id,
             "ride_id": event["prediction"]["ride_id"],
-            "decision": LONG_RIDE if duration > self.threshold_minutes else NORMAL,
+            "decision": "long_ride" if duration > self.threshold_minutes else "normal",
             "predicted_duration": duration,
             "threshold_minutes": self.threshold_minutes,
             "model": {"name": event["model"], "version": event["version"]},
@@ -73,6 +46,13 @@ class DecideLongRides:
 
 
 def decision_processor(
-    threshold_minutes: float, publishers: Publishers | None
-) -> StreamBatchProcessor[PredictionEvent]:
+    threshold_minutes: float, publishers: Publishers
+) -> StreamBatchProcessor[PredictionEvent, DecisionEvent]:
     return StreamBatchProcessor(decode_prediction_event, DecideLongRides(threshold_minutes), publishers)
+
+
+class DecisionsTestRunResponse(PartialItemFailureResponse):
+    """TEST_RUN's answer: the events that would have been published."""
+
+    decisions: list[DecisionEvent]
+    dead_letters: list[DeadLetterEvent]

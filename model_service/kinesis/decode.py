@@ -1,4 +1,4 @@
-"""Turn one Kinesis record into a validated ride event, or into the reason it is not one.
+"""Turn one Kinesis record's payload into a validated event, or into the reason it is not one.
 
 Decoding never raises anything but RejectedRecord, so one bad record can be set
 aside (dead-lettered) while the rest of its batch goes on.
@@ -8,46 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
-from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from pydantic import TypeAdapter
 
 from model_service.errors import InvalidJson, RejectedRecord, SchemaViolation
 from model_service.schema import RIDE_EVENT, RideEvent, Shape, validate_json
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass is 4x slower to build, and one is built per record
-class SourceRecord:
-    """Where a record came from: enough to checkpoint it, dead-letter it and de-duplicate its output."""
-
-    stream_name: str
-    shard_id: str
-    sequence_number: str
-    partition_key: str
-    data: str
-    """The record's payload, base64 as Lambda delivers it."""
-    approximate_arrival_timestamp: float | None = None
-
-    @property
-    def event_id(self) -> str:
-        """Stable across Lambda retries, so consumers can drop a repeated event."""
-        return f"{self.stream_name}:{self.shard_id}:{self.sequence_number}"
-
-    @classmethod
-    def from_kinesis(cls, record: KinesisStreamRecord) -> SourceRecord:
-        # Read the raw dict rather than the data class's properties: this runs for
-        # every record of every batch, and the properties cost several times more.
-        raw = record.raw_event
-        payload = raw["kinesis"]
-        return cls(
-            stream_name=raw["eventSourceARN"].rpartition("/")[2],
-            shard_id=raw["eventID"].partition(":")[0],
-            sequence_number=payload["sequenceNumber"],
-            partition_key=payload["partitionKey"],
-            data=payload["data"],
-            approximate_arrival_timestamp=payload.get("approximateArrivalTimestamp"),
-        )
 
 
 def decode_text(data_b64: str) -> str:

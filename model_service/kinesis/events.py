@@ -1,49 +1,110 @@
-"""The shapes of the events this service publishes.
+"""The events the two functions publish, and how each is built from the input record it answers for.
 
-The prediction event keeps the MLOps Zoomcamp field names that existing
-consumers read; ``event_id`` is added so they can drop the repeats that
-at-least-once delivery allows.
+A dead letter is built to fit one Kinesis record whatever the input: the
+quoted values in its reasons are capped, and the raw payload is cut by its
+encoded size, so a poison record can never make a dead letter that cannot be
+put (and so block its shard).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal, TypedDict
 
 from model_service.config import MODEL_NAME
-from model_service.errors import RejectedRecord
-from model_service.kinesis.decode import SourceRecord
+from model_service.errors import FieldError, RejectedRecord, Stage
+from model_service.kinesis.records import MAX_RECORD_BYTES, OutboundRecord, SourceRecord, encode_event
+from model_service.schema import PredictionEvent
 
-MAX_RAW_DATA_CHARS = 512 * 1024
-"""Raw payload kept in a dead letter; keeps the dead letter under Kinesis' 1 MiB record limit."""
+__all__ = ["DeadLetterEvent", "DecisionEvent", "PredictionEvent", "dead_letter_record", "prediction_record"]
+
+MAX_REASON_CHARS = 1000
+"""A reason longer than this is cut; the schema already quotes bad values in at most a few hundred characters."""
+MAX_ERRORS = 20
 
 
-@dataclass(slots=True)  # built once per record: not frozen, which would cost 4x
-class OutboundRecord:
-    """One record to put on a stream, tied to the input record it answers for."""
-
-    data: bytes
+class DeadLetterSource(TypedDict):
+    stream_name: str
+    shard_id: str
+    sequence_number: str
     partition_key: str
-    source: SourceRecord
+    approximate_arrival_timestamp: float | None
 
 
-def prediction_event(source: SourceRecord, ride_id: int | str, duration: float, version: str) -> dict[str, Any]:
-    return {
+class DeadLetterEvent(TypedDict):
+    """A record that can never be processed: where it came from, why, and its payload (cut to fit if need be)."""
+
+    event_id: str
+    stage: Stage
+    reason: str
+    errors: list[FieldError]
+    source: DeadLetterSource
+    raw_data: str
+    """The payload as it arrived (base64), or its first part when ``raw_data_truncated``."""
+    raw_data_truncated: bool
+
+
+class DecisionModel(TypedDict):
+    name: str
+    version: str
+
+
+class DecisionEvent(TypedDict):
+    event_id: str
+    """The prediction's event_id + ``/decision``: the same for every delivery of the same prediction."""
+    prediction_event_id: str
+    ride_id: int | str
+    decision: Literal["long_ride", "normal"]
+    predicted_duration: float
+    threshold_minutes: float
+    model: DecisionModel
+
+
+def prediction_record(
+    source: SourceRecord, ride_id: int | str, duration: float, version: str
+) -> OutboundRecord[PredictionEvent]:
+    event: PredictionEvent = {
         "model": MODEL_NAME,
         "version": version,
         "prediction": {"ride_duration": duration, "ride_id": ride_id},
         "event_id": source.event_id,
     }
+    return OutboundRecord(event, str(ride_id), source)
 
 
-def dead_letter_event(source: SourceRecord, rejection: RejectedRecord) -> dict[str, Any]:
-    truncated = len(source.data) > MAX_RAW_DATA_CHARS
-    return {
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _encoded_length(text: str) -> int:
+    return len(json.dumps(text)) - 2
+
+
+def fit_json_string(text: str, budget: int) -> tuple[str, bool]:
+    """The longest prefix of ``text`` whose JSON encoding takes at most ``budget`` bytes, and whether it was cut.
+
+    JSON escaping grows text up to 6x (``\\uXXXX`` per UTF-16 unit), so a
+    prefix by characters can be far too long; each step shrinks the cut in
+    proportion to the overshoot, so a few passes are enough.
+    """
+    if _encoded_length(text) <= budget:
+        return text, False
+    cut = max(0, min(len(text), budget))
+    while (size := _encoded_length(text[:cut])) > budget:
+        cut = cut * budget // size
+    return text[:cut], True
+
+
+def dead_letter_record(source: SourceRecord, rejection: RejectedRecord) -> OutboundRecord[DeadLetterEvent]:
+    key = source.partition_key or source.sequence_number
+    event: DeadLetterEvent = {
         "event_id": source.event_id,
         "stage": rejection.stage,
-        "reason": rejection.reason,
-        "errors": rejection.errors,
+        "reason": _cut(rejection.reason, MAX_REASON_CHARS),
+        "errors": [
+            {"field": _cut(e["field"], MAX_REASON_CHARS), "reason": _cut(e["reason"], MAX_REASON_CHARS)}
+            for e in rejection.errors[:MAX_ERRORS]
+        ],
         "source": {
             "stream_name": source.stream_name,
             "shard_id": source.shard_id,
@@ -51,10 +112,9 @@ def dead_letter_event(source: SourceRecord, rejection: RejectedRecord) -> dict[s
             "partition_key": source.partition_key,
             "approximate_arrival_timestamp": source.approximate_arrival_timestamp,
         },
-        "raw_data": source.data[:MAX_RAW_DATA_CHARS],
-        "raw_data_truncated": truncated,
+        "raw_data": "",
+        "raw_data_truncated": False,
     }
-
-
-def outbound(event: dict[str, Any], partition_key: str, source: SourceRecord) -> OutboundRecord:
-    return OutboundRecord(json.dumps(event, separators=(",", ":")).encode(), partition_key, source)
+    budget = MAX_RECORD_BYTES - len(key.encode()) - len(encode_event(event))
+    event["raw_data"], event["raw_data_truncated"] = fit_json_string(source.data, budget)
+    return OutboundRecord(event, key, source)

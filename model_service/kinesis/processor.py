@@ -1,11 +1,11 @@
 """One Kinesis batch: decode each record, transform the good ones together, publish.
 
-Every input record ends as an output event or a dead-letter event. A record
-whose event could not be put on its stream is reported back to Lambda
-(ReportBatchItemFailures), so the batch is retried from it; nothing else is
-retried, and a record that can never be processed never blocks its shard.
-The prediction and decision functions are both this processor, with their own
-decode and transform steps.
+Every input record ends as an output event or a dead letter. A record whose
+event or dead letter is not on its stream by the deadline is reported to
+Lambda (ReportBatchItemFailures) so that the batch is retried from it; a
+record that can never be processed is dead-lettered and never blocks its
+shard. The prediction and decision functions are both this processor, with
+their own decode and transform steps.
 """
 
 from __future__ import annotations
@@ -13,65 +13,54 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from model_service.errors import RejectedRecord
-from model_service.kinesis.decode import SourceRecord
-from model_service.kinesis.events import dead_letter_event, outbound
-from model_service.kinesis.publish import KinesisPublisher, Publishers
+from model_service.errors import RejectedRecord, StreamUnavailable
+from model_service.kinesis.events import dead_letter_record
+from model_service.kinesis.publish import Deadline, Publishers
+from model_service.kinesis.records import Event, OutboundRecord, SourceRecord
 
 logger = logging.getLogger(__name__)
 
 Decoded = TypeVar("Decoded")
 
-
-@dataclass(slots=True)  # built once per record: not frozen, which would cost 4x
-class OutputEvent:
-    event: dict[str, Any]
-    partition_key: str
-    source: SourceRecord
-
-
 Decode = Callable[[str], Decoded]
 """A record's base64 payload -> its decoded, validated content, or RejectedRecord."""
-Transform = Callable[[list[tuple[SourceRecord, Decoded]]], list[OutputEvent]]
-"""All accepted records of a batch -> their output events, in one go (one model call)."""
+Transform = Callable[[list[tuple[SourceRecord, Decoded]]], list[OutboundRecord[Event]]]
+"""All accepted records of a batch -> their output records, in one go (one model call)."""
 
 
 @dataclass
 class BatchOutcome:
     records_in: int
-    events: list[dict[str, Any]] = field(default_factory=list)
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    published: int = 0
+    """Output events put on their stream."""
+    dead_letters: int = 0
+    """Dead letters put on their stream, ``publish`` stage included."""
     unpublished: list[SourceRecord] = field(default_factory=list)
-    """Input records whose output or dead letter is not on its stream."""
+    """Input records whose output event or dead letter is not on its stream."""
     publish_retries: int = 0
 
-    def batch_item_failures(self) -> list[dict[str, str]]:
-        """Lambda checkpoints before the lowest reported sequence number, so that one is reported."""
+    def response(self) -> PartialItemFailureResponse:
+        """Lambda checkpoints before the lowest reported sequence number and retries from it, so only that one."""
         if not self.unpublished:
-            return []
+            return {"batchItemFailures": []}
         lowest = min(self.unpublished, key=lambda source: int(source.sequence_number))
-        return [{"itemIdentifier": lowest.sequence_number}]
-
-    def lambda_response(self, *, test_run: bool, events_key: str) -> dict[str, Any]:
-        """ReportBatchItemFailures' answer; with TEST_RUN, the events too, as the course returns them."""
-        if test_run:
-            return {events_key: self.events, "dead_letters": self.dead_letters, "batchItemFailures": []}
-        return {"batchItemFailures": self.batch_item_failures()}
+        return {"batchItemFailures": [{"itemIdentifier": lowest.sequence_number}]}
 
 
-class StreamBatchProcessor(Generic[Decoded]):
-    """Decode -> transform -> publish for one batch; ``publishers=None`` (TEST_RUN) only returns the events."""
+class StreamBatchProcessor(Generic[Decoded, Event]):
+    """Decode -> transform -> publish, for one batch at a time."""
 
-    def __init__(self, decode: Decode, transform: Transform, publishers: Publishers | None) -> None:
+    def __init__(self, decode: Decode[Decoded], transform: Transform[Decoded, Event], publishers: Publishers) -> None:
         self.decode = decode
         self.transform = transform
         self.publishers = publishers
 
-    def process(self, records: Iterable[KinesisStreamRecord]) -> BatchOutcome:
+    def process(self, records: Iterable[KinesisStreamRecord], deadline: Deadline) -> BatchOutcome:
         accepted: list[tuple[SourceRecord, Decoded]] = []
         rejected: list[tuple[SourceRecord, RejectedRecord]] = []
         for record in records:
@@ -79,41 +68,58 @@ class StreamBatchProcessor(Generic[Decoded]):
             try:
                 accepted.append((source, self.decode(source.data)))
             except RejectedRecord as rejection:
-                logger.warning(
-                    "rejected record %s: %s",
-                    source.event_id,
-                    rejection,
-                    extra={"event_id": source.event_id, "stage": rejection.stage, "reason": rejection.reason},
-                )
+                self._log_rejection(source, rejection)
                 rejected.append((source, rejection))
 
         # An error here is not the records' fault: it propagates and fails the
         # batch, so that Lambda retries (or bisects) it instead of losing it.
         outputs = self.transform(accepted)
-        dead_letters = [(dead_letter_event(source, rejection), source) for source, rejection in rejected]
+        try:
+            return self._publish(len(accepted) + len(rejected), outputs, rejected, deadline)
+        except StreamUnavailable as exc:
+            logger.error(
+                "%s; failing the invocation so that Lambda retries the batch",
+                exc,
+                extra={"stream": exc.stream_name, "error_code": exc.code},
+            )
+            raise
 
-        outcome = BatchOutcome(
-            records_in=len(accepted) + len(rejected),
-            events=[output.event for output in outputs],
-            dead_letters=[event for event, _ in dead_letters],
+    def _publish(
+        self,
+        records_in: int,
+        outputs: list[OutboundRecord[Event]],
+        rejected: list[tuple[SourceRecord, RejectedRecord]],
+        deadline: Deadline,
+    ) -> BatchOutcome:
+        published = self.publishers.output.publish(outputs, deadline)
+        for output, reason in published.rejected:
+            rejection = RejectedRecord("publish", reason)
+            self._log_rejection(output.source, rejection)
+            rejected.append((output.source, rejection))
+        dead_letters = [dead_letter_record(source, rejection) for source, rejection in rejected]
+        dead_lettered = self.publishers.dead_letters.publish(dead_letters, deadline)
+        for dead_letter, reason in dead_lettered.rejected:
+            # Built to fit any Kinesis limit, so never expected; reported, so that it is not lost either.
+            logger.error("dead letter %s refused: %s", dead_letter.event["event_id"], reason)
+
+        unpublished = [
+            *(output.source for output in published.failed),
+            *(dead_letter.source for dead_letter in dead_lettered.failed),
+            *(dead_letter.source for dead_letter, _ in dead_lettered.rejected),
+        ]
+        return BatchOutcome(
+            records_in=records_in,
+            published=len(outputs) - len(published.failed) - len(published.rejected),
+            dead_letters=len(dead_letters) - len(dead_lettered.failed) - len(dead_lettered.rejected),
+            unpublished=unpublished,
+            publish_retries=published.retried + dead_lettered.retried,
         )
-        if self.publishers is not None:
-            self._publish(
-                outcome,
-                self.publishers.output,
-                [outbound(o.event, o.partition_key, o.source) for o in outputs],
-            )
-            self._publish(
-                outcome,
-                self.publishers.dead_letters,
-                [outbound(event, src.partition_key or src.sequence_number, src) for event, src in dead_letters],
-            )
-        return outcome
 
     @staticmethod
-    def _publish(outcome: BatchOutcome, publisher: KinesisPublisher, records: list) -> None:
-        if not records:
-            return
-        result = publisher.publish(records)
-        outcome.publish_retries += result.retried
-        outcome.unpublished.extend(record.source for record in result.failed)
+    def _log_rejection(source: SourceRecord, rejection: RejectedRecord) -> None:
+        logger.warning(
+            "rejected record %s: %s",
+            source.event_id,
+            rejection,
+            extra={"event_id": source.event_id, "stage": rejection.stage, "reason": rejection.reason},
+        )

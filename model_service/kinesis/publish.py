@@ -1,82 +1,158 @@
-"""Put records on a Kinesis stream without losing any, and say which could not be put.
+"""Put records on a Kinesis stream before a deadline, and say which could not be put and why.
 
-boto3's standard retry mode handles whole-call failures (throttling, 5xx,
-connection errors). PutRecords also fails *per entry* while the call itself
-succeeds; only those entries are re-sent here, with capped exponential
-backoff and full jitter. Each entry's ErrorCode decides, never FailedRecordCount
-alone: some implementations (LocalStack's fault injection) report a count
-that does not match the entries.
+A failure is one of three kinds, told apart by its error code:
+
+- **transient** (throttling, internal errors, timeouts, a response with fewer
+  entries than were sent): the entries are sent again, alone, with capped
+  exponential backoff and full jitter, until the deadline; those still
+  pending then are returned as ``failed``, for Lambda to retry.
+- **the record's own** (a ValidationException for the whole call): the call is
+  split until the offending entries are alone; they are returned as
+  ``rejected``, to be dead-lettered, and the rest go out.
+- **the environment's** (stream missing, access denied, KMS key unusable):
+  ``StreamUnavailable`` is raised, since no record is to blame.
+
+Each entry's ErrorCode decides, never FailedRecordCount alone (LocalStack's
+fault injection reports a count that does not match the entries). boto3 makes
+one attempt per call, since its own retries know no deadline: its connect and
+read timeouts bound a call, and no call starts unless that bound fits before
+the deadline.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from model_service.kinesis.events import OutboundRecord
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
+
+from model_service.errors import InvalidSetting, StreamUnavailable
+from model_service.kinesis.records import MAX_RECORD_BYTES
+
+if TYPE_CHECKING:
+    from model_service.config import Settings
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
-MAX_BYTES_PER_RECORD = 1024 * 1024
 """PutRecords limits; a record's size counts its data and its partition key."""
+
+STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
+
+ENVIRONMENT_ERRORS = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "KMSOptInRequired",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+    }
+)
+"""Codes no record causes and no retry within an invocation mends."""
+
+MIN_PAUSE_SECONDS = 0.001
+
+RECORD_ERRORS = frozenset({"ValidationException", "InvalidArgumentException"})
+"""Codes of a request Kinesis refuses for what it holds: some entry is at fault, and sending it again cannot help."""
 
 logger = logging.getLogger(__name__)
 
 
-def kinesis_client() -> Any:
-    """A Kinesis client whose own retries cover throttled and failed calls."""
-    import boto3
-    from botocore.config import Config
+class Publishable(Protocol):
+    """What a publisher can put: an event to publish, or a producer's ride record."""
 
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
-    return boto3.client("kinesis", config=config)
+    @property
+    def partition_key(self) -> str: ...
+
+    def payload(self) -> bytes: ...
 
 
-@dataclass
-class Publishers:
-    """Where a function's output events and its dead letters go."""
+R = TypeVar("R", bound=Publishable)
 
-    output: KinesisPublisher
-    dead_letters: KinesisPublisher
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The moment, on ``clock``, by which publishing must be over."""
+
+    at: float
+    clock: Clock = SYSTEM_CLOCK
 
     @classmethod
-    def for_streams(cls, output_stream: str, dead_letter_stream: str, max_attempts: int) -> Publishers:
-        client = kinesis_client()
-        return cls(
-            output=KinesisPublisher(client, output_stream, max_attempts=max_attempts),
-            dead_letters=KinesisPublisher(client, dead_letter_stream, max_attempts=max_attempts),
-        )
+    def after(cls, seconds: float, clock: Clock = SYSTEM_CLOCK) -> Deadline:
+        return cls(clock.monotonic() + seconds, clock)
+
+    def remaining(self) -> float:
+        return self.at - self.clock.monotonic()
 
 
-def record_size(record: OutboundRecord) -> int:
-    return len(record.data) + len(record.partition_key.encode())
+class RemainingTime(Protocol):
+    """The part of Lambda's context object a deadline is taken from."""
 
-
-def chunks(records: Sequence[OutboundRecord]) -> Iterator[list[OutboundRecord]]:
-    """Split records into PutRecords calls within the count and size limits, keeping order."""
-    chunk: list[OutboundRecord] = []
-    size = 0
-    for record in records:
-        rsize = record_size(record)
-        if chunk and (len(chunk) == MAX_RECORDS_PER_CALL or size + rsize > MAX_BYTES_PER_CALL):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(record)
-        size += rsize
-    if chunk:
-        yield chunk
+    def get_remaining_time_in_millis(self) -> int: ...
 
 
 @dataclass
-class PublishResult:
-    failed: list[OutboundRecord] = field(default_factory=list)
-    """Records still not on the stream after every attempt."""
+class PublishResult(Generic[R]):
+    failed: list[R] = field(default_factory=list)
+    """Not on the stream when the deadline came: transient failures, worth retrying later."""
+    rejected: list[tuple[R, str]] = field(default_factory=list)
+    """Refused by Kinesis for what they are, with the reason; sending them again cannot help."""
     retried: int = 0
-    """How many entries were sent again after a failure."""
+    """How many entries were sent again after a transient failure."""
+
+
+class Publisher(Protocol):
+    def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]: ...
+
+
+_Entry = tuple[R, dict[str, Any], int]
+"""A record, its PutRecords request entry and its size: a plain tuple, as one is made per record."""
+
+
+def entry(record: R) -> _Entry[R]:
+    """The record encoded once, with what a PutRecords call needs of it."""
+    data = record.payload()
+    return record, {"Data": data, "PartitionKey": record.partition_key}, len(data) + len(record.partition_key.encode())
+
+
+def chunks(entries: Sequence[_Entry[R]]) -> Iterator[list[_Entry[R]]]:
+    """Split entries into PutRecords calls within the count and size limits, keeping order."""
+    chunk: list[_Entry[R]] = []
+    size = 0
+    for item in entries:
+        if chunk and (len(chunk) == MAX_RECORDS_PER_CALL or size + item[2] > MAX_BYTES_PER_CALL):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[2]
+    if chunk:
+        yield chunk
 
 
 class KinesisPublisher:
@@ -85,56 +161,191 @@ class KinesisPublisher:
         client: Any,
         stream_name: str,
         *,
-        max_attempts: int = 5,
         base_delay: float = 0.05,
         max_delay: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
+        # A bad name would make every call a ValidationException, which is taken
+        # for the records' fault: refuse it here, before any record is at stake.
+        if not STREAM_NAME.fullmatch(stream_name):
+            raise InvalidSetting(f"{stream_name!r} is not a Kinesis stream name (1 to 128 of a-z A-Z 0-9 _ . -)")
         self.client = client
         self.stream_name = stream_name
-        self.max_attempts = max_attempts
+        config = client.meta.config
+        self.call_seconds = float(config.connect_timeout) + float(config.read_timeout)
+        """The longest one call can take: boto3 makes one attempt, bounded by its two timeouts."""
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self._sleep = sleep
         self._jitter = jitter
 
-    def publish(self, records: Sequence[OutboundRecord]) -> PublishResult:
-        result = PublishResult()
-        sendable = []
-        for record in records:
-            if record_size(record) > MAX_BYTES_PER_RECORD:
-                logger.error("record for %s exceeds 1 MiB, cannot be put", record.source.event_id)
-                result.failed.append(record)
+    def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]:
+        result: PublishResult[R] = PublishResult()
+        pending: list[_Entry[R]] = []
+        for item in map(entry, records):
+            if item[2] > MAX_RECORD_BYTES:
+                limit = f"over Kinesis' limit of {MAX_RECORD_BYTES}"
+                result.rejected.append((item[0], f"the record takes {item[2]} bytes with its partition key, {limit}"))
             else:
-                sendable.append(record)
-        for chunk in chunks(sendable):
-            self._put_with_retries(chunk, result)
+                pending.append(item)
+        attempt = 0
+        while pending:
+            if attempt:
+                pause = self._backoff(attempt, deadline)
+                if pause is None:
+                    break
+                deadline.clock.sleep(pause)
+                result.retried += len(pending)
+            pending = self._put_all(pending, deadline, result)
+            attempt += 1
+        if pending:
+            logger.error(
+                "%d records not put on %s before the deadline, after %d attempts (a call may take %.1f s)",
+                len(pending),
+                self.stream_name,
+                attempt,
+                self.call_seconds,
+            )
+            result.failed.extend(item[0] for item in pending)
         return result
 
-    def _put_with_retries(self, pending: list[OutboundRecord], result: PublishResult) -> None:
-        for attempt in range(self.max_attempts):
-            if attempt:
-                result.retried += len(pending)
-                self._sleep(self._jitter() * min(self.max_delay, self.base_delay * 2**attempt))
-            pending = self._put_once(pending)
-            if not pending:
-                return
-        logger.error("%d records not put on %s after %d attempts", len(pending), self.stream_name, self.max_attempts)
-        result.failed.extend(pending)
+    def _fits(self, deadline: Deadline) -> bool:
+        return deadline.remaining() >= self.call_seconds
 
-    def _put_once(self, records: list[OutboundRecord]) -> list[OutboundRecord]:
-        """Send one PutRecords call; return the records that did not make it."""
+    def _backoff(self, attempt: int, deadline: Deadline) -> float | None:
+        """Full jitter on a capped exponential, cut to what the deadline leaves; None once nothing is left.
+
+        Every pause is at least a millisecond, and after a pause cut short a
+        call still fits but no further pause does: the loop ends even on a
+        clock that only sleeps move.
+        """
+        spare = deadline.remaining() - self.call_seconds
+        if spare < MIN_PAUSE_SECONDS:
+            return None
+        delay = self._jitter() * min(self.max_delay, self.base_delay * 2 ** min(attempt, 32))
+        return min(spare, max(MIN_PAUSE_SECONDS, delay))
+
+    def _put_all(self, pending: list[_Entry[R]], deadline: Deadline, result: PublishResult[R]) -> list[_Entry[R]]:
+        left: list[_Entry[R]] = []
+        for chunk in chunks(pending):
+            left.extend(self._put(chunk, deadline, result) if self._fits(deadline) else chunk)
+        return left
+
+    def _put(self, chunk: list[_Entry[R]], deadline: Deadline, result: PublishResult[R]) -> list[_Entry[R]]:
+        """One PutRecords call; returns the entries to send again, records rejected ones in ``result``."""
         try:
             response = self.client.put_records(
                 StreamName=self.stream_name,
-                Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in records],
+                Records=[item[1] for item in chunk],
             )
-        except Exception as exc:  # noqa: BLE001 - boto3 already retried; the records stay pending
-            logger.warning("PutRecords to %s failed: %s", self.stream_name, exc)
-            return records
-        failed = [r for r, entry in zip(records, response["Records"], strict=True) if entry.get("ErrorCode")]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", "Unknown"), error.get("Message", "")
+            if code in ENVIRONMENT_ERRORS:
+                raise StreamUnavailable(self.stream_name, code, message) from exc
+            if code in RECORD_ERRORS:
+                return self._narrow(chunk, f"Kinesis refused the record: {code}: {message}", deadline, result)
+            logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, code, len(chunk))
+            return chunk
+        except ParamValidationError as exc:  # botocore's own check of the request, made before sending it
+            return self._narrow(chunk, f"the request is invalid: {exc}", deadline, result)
+        except NoCredentialsError as exc:
+            raise StreamUnavailable(self.stream_name, type(exc).__name__, str(exc)) from exc
+        except BotoCoreError as exc:  # connection refused or reset, timeouts: the call may not have reached Kinesis
+            logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, exc, len(chunk))
+            return chunk
+        answers = response.get("Records", [])
+        if len(answers) != len(chunk):
+            logger.warning(
+                "PutRecords to %s answered for %d of %d entries; sending them all again",
+                self.stream_name,
+                len(answers),
+                len(chunk),
+            )
+            return chunk
+        failed: list[_Entry[R]] = []
+        for item, answer in zip(chunk, answers, strict=True):
+            if code := answer.get("ErrorCode"):
+                message = answer.get("ErrorMessage", "")
+                if code in ENVIRONMENT_ERRORS:
+                    raise StreamUnavailable(self.stream_name, code, message)
+                if code in RECORD_ERRORS:
+                    result.rejected.append((item[0], f"Kinesis refused the record: {code}: {message}"))
+                else:
+                    failed.append(item)
         if failed:
-            codes = sorted({e["ErrorCode"] for e in response["Records"] if e.get("ErrorCode")})
-            logger.warning("%d of %d entries to %s failed: %s", len(failed), len(records), self.stream_name, codes)
+            codes = sorted({a["ErrorCode"] for a in answers if a.get("ErrorCode")})
+            logger.warning("%d of %d entries to %s failed: %s", len(failed), len(chunk), self.stream_name, codes)
         return failed
+
+    def _narrow(
+        self, chunk: list[_Entry[R]], reason: str, deadline: Deadline, result: PublishResult[R]
+    ) -> list[_Entry[R]]:
+        """Halve a refused call until the entries at fault are alone; the rest are put on the way."""
+        if len(chunk) == 1:
+            result.rejected.append((chunk[0][0], reason))
+            return []
+        middle = len(chunk) // 2
+        left: list[_Entry[R]] = []
+        for half in (chunk[:middle], chunk[middle:]):
+            left.extend(self._put(half, deadline, result) if self._fits(deadline) else half)
+        return left
+
+
+class CollectingPublisher:
+    """Keeps what it is given instead of putting it anywhere: TEST_RUN's publisher, and the tests'."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]:
+        self.records.extend(records)
+        return PublishResult()
+
+    def take(self) -> list[Any]:
+        """What was published since the last take."""
+        taken, self.records = self.records, []
+        return taken
+
+
+def kinesis_client(settings: Settings, **client_options: Any) -> Any:
+    """A client for publishing: one attempt per call, bounded by the connect and read timeouts.
+
+    ``client_options`` go to ``boto3.client`` (an endpoint, credentials).
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 1},
+        connect_timeout=settings.kinesis_connect_timeout_seconds,
+        read_timeout=settings.kinesis_read_timeout_seconds,
+    )
+    return boto3.client("kinesis", config=config, **client_options)
+
+
+@dataclass
+class Publishers:
+    """Where a function's output events and its dead letters go, and the clock their deadline runs on."""
+
+    output: Publisher
+    dead_letters: Publisher
+    margin_seconds: float = 1.0
+    """Kept at the end of an invocation, after the last call, to report the batch."""
+    clock: Clock = SYSTEM_CLOCK
+
+    def deadline_for(self, context: RemainingTime) -> Deadline:
+        """Lambda's remaining time less the margin: the invocation must answer before it times out."""
+        return Deadline.after(context.get_remaining_time_in_millis() / 1000 - self.margin_seconds, self.clock)
+
+    @classmethod
+    def for_streams(cls, output_stream: str, settings: Settings) -> Publishers:
+        client = kinesis_client(settings)
+        return cls(
+            output=KinesisPublisher(client, output_stream),
+            dead_letters=KinesisPublisher(client, settings.dead_letter_stream_name),
+            margin_seconds=settings.publish_margin_seconds,
+        )
+
+    @classmethod
+    def collecting(cls) -> Publishers:
+        return cls(CollectingPublisher(), CollectingPublisher())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from model_service.kinesis.decode import SourceRecord, decode_ride_event
-from model_service.kinesis.events import prediction_event
-from model_service.kinesis.processor import OutputEvent, StreamBatchProcessor
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
+from model_service.kinesis.decode import decode_ride_event
+from model_service.kinesis.events import DeadLetterEvent, PredictionEvent, prediction_record
+from model_service.kinesis.processor import StreamBatchProcessor
 from model_service.kinesis.publish import Publishers
+from model_service.kinesis.records import OutboundRecord, SourceRecord
 from model_service.schema import RideEvent
 from model_service.service import PredictionService
 
@@ -16,14 +19,23 @@ class PredictRides:
     def __init__(self, service: PredictionService) -> None:
         self.service = service
 
-    def __call__(self, accepted: list[tuple[SourceRecord, RideEvent]]) -> list[OutputEvent]:
+    def __call__(self, accepted: list[tuple[SourceRecord, RideEvent]]) -> list[OutboundRecord[PredictionEvent]]:
         durations = self.service.predict([event["ride"] for _, event in accepted])
         version = self.service.version
         return [
-            OutputEvent(prediction_event(source, event["ride_id"], duration, version), str(event["ride_id"]), source)
+            prediction_record(source, event["ride_id"], duration, version)
             for (source, event), duration in zip(accepted, durations, strict=True)
         ]
 
 
-def ride_processor(service: PredictionService, publishers: Publishers | None) -> StreamBatchProcessor[RideEvent]:
+def ride_processor(
+    service: PredictionService, publishers: Publishers
+) -> StreamBatchProcessor[RideEvent, PredictionEvent]:
     return StreamBatchProcessor(decode_ride_event, PredictRides(service), publishers)
+
+
+class PredictionsTestRunResponse(PartialItemFailureResponse):
+    """TEST_RUN's answer: the events that would have been published, as the course's handler returns them."""
+
+    predictions: list[PredictionEvent]
+    dead_letters: list[DeadLetterEvent]

@@ -21,11 +21,11 @@ def function_telemetry(settings: Settings, default_service: str) -> tuple[Logger
 def report_batch(outcome: BatchOutcome, *, output_metric: str, logger: Logger, metrics: Metrics) -> None:
     counts = {
         "RecordsIn": outcome.records_in,
-        output_metric: len(outcome.events),
-        "DeadLetters": len(outcome.dead_letters),
+        output_metric: outcome.published,
+        "DeadLetters": outcome.dead_letters,
         "PublishRetries": outcome.publish_retries,
         "UnpublishedRecords": len(outcome.unpublished),
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    logger.info("batch processed", extra={**counts, "batch_item_failures": outcome.batch_item_failures()})
+    logger.info("batch processed", extra={**counts, "batch_item_failures": outcome.response()["batchItemFailures"]})

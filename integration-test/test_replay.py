@@ -1,0 +1,97 @@
+"""A batch given up on purpose, replayed with ``python -m model_service replay``: its rides come out after all.
+
+The template gives nothing up by default, so this deploys a second stack of
+it with MaximumRetryAttempts=0 and a model prefix holding no model: the
+prediction function cannot start, and the event source gives the batch up to
+its on-failure queue at the first failure. The replay then reads the batch back
+from the input stream and predicts it with the model, as the function would
+have.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import pytest
+
+from local_stack import aws as local_aws
+from local_stack.aws import CREDENTIALS, wait_until
+from model_service.cli import main
+from model_service.config import Settings
+from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+from stream_tools.producer import RideRecord, produce
+from stream_tools.tail import StreamTail
+from tests.factories import ride_payload
+
+STACK_NAME = "ride-duration-replay-it"
+PARAMETERS = {
+    "InputStreamName": "replay_ride_events",
+    "PredictionsStreamName": "replay_ride_predictions",
+    "DecisionsStreamName": "replay_ride_decisions",
+    "DeadLetterStreamName": "replay_ride_dead_letters",
+    "ModelPrefix": "no-model-here",
+    "MaximumRetryAttempts": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def stack(clients, phase):
+    with phase(f"deploy template.yaml as {STACK_NAME}, bound to give batches up"):
+        deployed = local_aws.deploy(clients, STACK_NAME, PARAMETERS)
+    yield deployed
+    clients("cloudformation").delete_stack(StackName=STACK_NAME)
+
+
+def messages(clients, queue_url: str) -> int:
+    attributes = clients("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_a_batch_given_up_on_purpose_is_replayed_into_the_predictions_it_would_have_made(
+    clients, localstack, stack, model_dir, monkeypatch, capsys, phase
+):
+    tag = uuid.uuid4().hex[:8]
+    queue_url = stack.outputs["PredictionFailedBatchQueueUrl"]
+    rides = [
+        RideRecord(f"{tag}-{i}", json.dumps(ride_payload(f"{tag}-{i}", distance=1 + i)).encode()) for i in range(8)
+    ]
+    publisher = KinesisPublisher(
+        kinesis_client(Settings(), endpoint_url=localstack.endpoint, **CREDENTIALS), stack.input_stream
+    )
+    assert produce(publisher, rides).failed == 0
+
+    with phase("the event source gives the batch up"):
+        wait_until(lambda: messages(clients, queue_url) > 0, 120, "the batch on the on-failure queue")
+    body = json.loads(clients("sqs").receive_message(QueueUrl=queue_url, VisibilityTimeout=0)["Messages"][0]["Body"])
+    batch = body["KinesisBatchInfo"]
+    assert batch["batchSize"] == len(rides)
+    assert not StreamTail(clients("kinesis"), stack.predictions_stream).events(), "no prediction came out"
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": localstack.endpoint,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": CREDENTIALS["region_name"],
+        "INPUT_STREAM_NAME": stack.input_stream,
+        "PREDICTIONS_STREAM_NAME": stack.predictions_stream,
+        "DEAD_LETTER_STREAM_NAME": stack.dead_letter_stream,
+        "MODEL_URI": str(model_dir),
+    }.items():
+        monkeypatch.setenv(name, value)
+    boto3.setup_default_session()  # the replay's clients read the environment just set
+    with phase("replay"):
+        status = main(["replay", "--queue-url", queue_url])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "1 replayed and deleted" in out
+
+    predictions = StreamTail(clients("kinesis"), stack.predictions_stream).events()
+    assert sorted(p["prediction"]["ride_id"] for p in predictions) == sorted(r.ride_id for r in rides)
+    first, last = int(batch["startSequenceNumber"]), int(batch["endSequenceNumber"])
+    for prediction in predictions:
+        stream, shard, sequence_number = prediction["event_id"].split(":")
+        assert (stream, shard) == (stack.input_stream, batch["shardId"])
+        assert first <= int(sequence_number) <= last, "the event_id the function would have given"
+    assert messages(clients, queue_url) == 0
