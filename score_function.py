@@ -2,10 +2,10 @@
 
 A thin adapter over ``model_service``, from the same Dockerfile as the stream
 functions (its ``scoring`` target, which adds parquet): EventBridge Scheduler
-(or the backfill) names a month in the event, ``scheduled_scoring`` reads it,
-``monthly.score_month`` scores the month with the batch job's code and replaces
-its output in one step, so a re-run is harmless. The model is loaded once per container, at import, as in
-``lambda_function.py``.
+(or the backfill) names a month in the event, ``batch.schedule`` reads it,
+``batch.monthly.score_month`` scores the month with the batch job's code and
+replaces its output in one step, so a re-run is harmless. The model is loaded
+once per container, at import, as in ``lambda_function.py``.
 
 A month that cannot be scored (its input is missing or unreadable, the event
 is malformed) raises: Lambda retries the asynchronous invocation, then sends
@@ -19,12 +19,12 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from model_service.batch.monthly import score_month
+from model_service.batch.schedule import scoring_request
+from model_service.batch.storage import remove_leftover_copies
 from model_service.config import Settings
 from model_service.kinesis.telemetry import function_telemetry
-from model_service.monthly import score_month
-from model_service.scheduled_scoring import scoring_request
 from model_service.service import PredictionService
-from model_service.storage import remove_leftover_copies
 
 settings = Settings.from_env()
 logger, metrics = function_telemetry(settings, default_service="ride-duration-scoring")

@@ -12,7 +12,7 @@ from model_service.errors import ServiceError
 from model_service.training import MODEL_TYPES
 
 if TYPE_CHECKING:
-    from model_service.monthly import Month
+    from model_service.batch.monthly import Month
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -64,8 +64,8 @@ def _resolve(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from model_service.batch import score_file
-    from model_service.monthly import Month, month_paths
+    from model_service.batch.monthly import Month, month_paths
+    from model_service.batch.score import score_file
     from model_service.service import PredictionService
     from model_service.trips import ride_id_prefix
 
@@ -104,8 +104,8 @@ def _backfill(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from model_service.backfill import MonthOutcome, backfill_here, backfill_on_lambda, table
-    from model_service.monthly import month_range
+    from model_service.batch.backfill import MonthOutcome, backfill_here, backfill_on_lambda, table
+    from model_service.batch.monthly import month_range
 
     months = month_range(args.first, args.last)
     start = time.perf_counter()
@@ -278,7 +278,7 @@ def _fraction(text: str) -> float:
 
 
 def _month(text: str) -> Month:
-    from model_service.monthly import Month
+    from model_service.batch.monthly import Month
 
     try:
         return Month.parse(text)

@@ -15,9 +15,9 @@ import boto3
 import pandas as pd
 import pytest
 
-from model_service.backfill import backfill_on_lambda
+from model_service.batch.backfill import backfill_on_lambda
+from model_service.batch.monthly import Month, month_range
 from model_service.cli import main
-from model_service.monthly import Month, month_range
 from model_service.sample_data import make_trips
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from model_service.batch import score_file
+from model_service.batch.score import score_file
 from model_service.cli import main
 from model_service.errors import BadInputFile, SchemaViolation, UnsafeOutput
 from model_service.sample_data import make_trips

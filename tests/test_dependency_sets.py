@@ -121,7 +121,7 @@ def test_a_forest_needs_the_sklearn_category_on_top(forest_model_dir):
 
 def test_batch_scoring_needs_the_batch_category_on_top(mlflow_model_dir):
     code = (
-        "import model_service.batch, model_service.service;"
+        "import model_service.batch.score, model_service.service;"
         f"model_service.service.PredictionService.load({str(mlflow_model_dir)!r})"
     )
     assert_covered(imported_distributions(code), "lambda", "batch")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from model_service.batch.monthly import Month, month_before, month_paths, month_range, score_month
 from model_service.config import Settings
 from model_service.errors import InputNotFound
-from model_service.monthly import Month, month_before, month_paths, month_range, score_month
 from model_service.sample_data import make_trips
 from model_service.service import PredictionService
 

@@ -6,10 +6,10 @@ import boto3
 import pandas as pd
 import pytest
 
+from model_service.batch.monthly import Month
+from model_service.batch.schedule import scoring_request
 from model_service.errors import InputNotFound, SchemaViolation
-from model_service.monthly import Month
 from model_service.sample_data import make_trips
-from model_service.scheduled_scoring import scoring_request
 from stream_tools.local_invoke import LocalContext
 
 BUCKET = "ride-duration-data"

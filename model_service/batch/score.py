@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from model_service import storage
+from model_service.batch import storage
 from model_service.config import Settings
 from model_service.errors import BadInputFile
 from model_service.features import FEATURE_COLUMNS

@@ -25,8 +25,8 @@ from typing import Annotated, Any, NotRequired
 from pydantic import ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
 from typing_extensions import TypedDict
 
+from model_service.batch.monthly import TAXI_TYPE, Month, month_before, zone_info
 from model_service.errors import SchemaViolation
-from model_service.monthly import TAXI_TYPE, Month, month_before, zone_info
 from model_service.schema import validate
 
 

@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from model_service import storage
-from model_service.batch import ScoreReport, score_file
+from model_service.batch import storage
+from model_service.batch.score import ScoreReport, score_file
 from model_service.config import Settings
 from model_service.trips import ride_id_prefix
 

@@ -23,9 +23,9 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from typing import Any
 
+from model_service.batch.monthly import Month, MonthResult, score_month
 from model_service.config import Settings
 from model_service.errors import ModelLoadError, ServiceError
-from model_service.monthly import Month, MonthResult, score_month
 
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 
