@@ -79,6 +79,14 @@ class UnusableModel(ModelLoadError):
     """A model that loaded but is not a ride-duration model: it cannot predict a ride, or predicts nonsense."""
 
 
+class InvalidWeightTable(ServiceError, ValueError):
+    """The file is not a weight table this code wrote: wrong arrays, shapes, types or values."""
+
+
+class NotARideModel(ServiceError, ValueError):
+    """The object is not a DictVectorizer followed by an estimator that predicts."""
+
+
 class BadRequestBody(ServiceError, ValueError):
     """A web request body that cannot be predicted; ``errors`` says which field of which ride and why.
 

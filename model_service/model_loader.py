@@ -33,9 +33,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from model_service.errors import ModelLoadError, UnsafeModel, UnusableModel
+from model_service.errors import InvalidWeightTable, ModelLoadError, UnsafeModel, UnusableModel
 from model_service.weight_table import FLAVOR as WEIGHT_TABLE_FLAVOR
-from model_service.weight_table import InvalidWeightTable, WeightTable
+from model_service.weight_table import WeightTable
 
 PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle")
 
@@ -265,7 +265,8 @@ def _unpickle(data: bytes, uri: str, pickled_with: str | None) -> Any:
 
 
 def _predictor_for(model: Any, uri: str) -> tuple[Predictor, str]:
-    from model_service.sklearn_model import NotARideModel, predictor_for
+    from model_service.errors import NotARideModel
+    from model_service.sklearn_model import predictor_for
 
     try:
         return predictor_for(model)

@@ -19,15 +19,12 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV, LinearRegression, Ridge, RidgeCV
 from sklearn.pipeline import Pipeline
 
+from model_service.errors import NotARideModel
 from model_service.features import FeatureLayout
 from model_service.weight_table import WeightTable
 
 LINEAR_FAMILY = (LinearRegression, Ridge, RidgeCV, Lasso, LassoCV, ElasticNet, ElasticNetCV)
 """Regressors whose ``predict`` is exactly ``X @ coef_ + intercept_`` (matched by exact type: subclasses may differ)."""
-
-
-class NotARideModel(ValueError):
-    """The object is not a DictVectorizer followed by an estimator that predicts."""
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from model_service.errors import InvalidWeightTable
 from model_service.features import ZONES, pair_index
 
 FLAVOR = "ride_duration_weight_table"
 """The MLflow flavour, in the model's MLmodel, that points at the table file."""
 FILE_NAME = "weight_table.npz"
 FORMAT_VERSION = 1
-
-
-class InvalidWeightTable(ValueError):
-    """The file is not a weight table this code wrote: wrong arrays, shapes, types or values."""
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
 from sklearn.pipeline import make_pipeline
 
+from model_service.errors import InvalidWeightTable
 from model_service.features import FEATURE_COLUMNS, ZONES, features_for_frame
 from model_service.sample_data import make_trips
 from model_service.sklearn_model import SparseModel, predictor_for
 from model_service.trips import add_duration
-from model_service.weight_table import InvalidWeightTable, WeightTable
+from model_service.weight_table import WeightTable
 from tests.conftest import shared_path
 
 EXACT = 1e-9
