@@ -33,13 +33,12 @@ def ride(ride_id: str, pu: int = 130, do: int = 205, distance: float = 3.66) -> 
     return ride_payload(ride_id, pu, do, distance)
 
 
-def put(localstack, stream: str, payloads: list[bytes]) -> int:
-    """Put records as the producer does (entries Kinesis refuses sent again); return how many were sent again."""
+def put(localstack, stream: str, payloads: list[bytes]) -> None:
+    """Put records as the producer does: entries Kinesis refuses are sent again."""
     client = kinesis_client(Settings(), endpoint_url=localstack.endpoint, **CREDENTIALS)
     records = [RideRecord(f"record-{i}", payload) for i, payload in enumerate(payloads)]
     report = produce(KinesisPublisher(client, stream), records, retry_seconds=60)
     assert report.failed == 0, f"{report.failed} records could not be put on {stream}"
-    return report.retried
 
 
 def function_log_records(clients, function_name: str, since: float = 0) -> list[dict]:
@@ -167,9 +166,8 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
     rides = [ride(f"{tag}-{i}", distance=1 + i % 10) for i in range(60)]
     localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.5)
     try:
-        resent = 0
         for start in range(0, len(rides), 10):  # several batches, so both functions publish many times
-            resent += put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
+            put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
             time.sleep(1.5)
         events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions under throttling")
         decisions = collect(
@@ -182,13 +180,15 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
     assert len({e["event_id"] for e in events}) == len(rides)
     assert one_event_id_per_ride(events)
     assert {d["ride_id"] for d in decisions} == {r["ride_id"] for r in rides}
-    assert resent > 0, "the fault injection was on: the producer's own puts were throttled"
     batches = [
         r
         for function in (stack.prediction_function, stack.decision_function)
         for r in function_log_records(clients, function)
         if r.get("message") == "batch processed"
     ]
+    # LocalStack refuses a whole PutRecords call with KINESIS_ERROR_PROBABILITY, so the
+    # producer's six calls all go through at once in one run of 64; the functions' dozen
+    # calls (predictions and decisions, each batch) prove the injection was on.
     assert sum(b["PublishRetries"] for b in batches) > 0, f"the functions re-sent throttled entries: {batches}"
 
 
