@@ -26,6 +26,7 @@ from tests.factories import ride_payload
 
 DELIVERY_TIMEOUT = 90
 THROTTLED_SECONDS = 30
+LOG_DELAY_SECONDS = 30
 """Longer than the 1.5 s of retries that once gave a batch up; shorter than the function's 60 s timeout."""
 
 
@@ -54,6 +55,26 @@ def function_log_records(clients, function_name: str, since: float = 0) -> list[
             except ValueError:
                 continue
     return records
+
+
+def batch_log_lines(
+    clients, functions: tuple[str, ...], until: Callable[[list[dict]], bool], since: float = 0
+) -> list[dict]:
+    """The functions' "batch processed" log lines, once ``until`` holds for them or LOG_DELAY_SECONDS have passed.
+
+    A function's log lines reach CloudWatch Logs after the events it published reach their stream.
+    """
+    deadline = time.monotonic() + LOG_DELAY_SECONDS
+    while True:
+        batches = [
+            r
+            for function in functions
+            for r in function_log_records(clients, function, since)
+            if r.get("message") == "batch processed"
+        ]
+        if until(batches) or time.monotonic() > deadline:
+            return batches
+        time.sleep(1)
 
 
 def collect(tail: StreamTail, wanted: Callable[[dict], bool], count: int, what: str) -> list[dict]:
@@ -180,12 +201,11 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
     assert len({e["event_id"] for e in events}) == len(rides)
     assert one_event_id_per_ride(events)
     assert {d["ride_id"] for d in decisions} == {r["ride_id"] for r in rides}
-    batches = [
-        r
-        for function in (stack.prediction_function, stack.decision_function)
-        for r in function_log_records(clients, function)
-        if r.get("message") == "batch processed"
-    ]
+    batches = batch_log_lines(
+        clients,
+        (stack.prediction_function, stack.decision_function),
+        until=lambda batches: sum(b["PublishRetries"] for b in batches) > 0,
+    )
     # LocalStack refuses a whole PutRecords call with KINESIS_ERROR_PROBABILITY, so the
     # producer's six calls all go through at once in one run of 64; the functions' dozen
     # calls (predictions and decisions, each batch) prove the injection was on.
@@ -219,9 +239,14 @@ def test_a_throttling_window_of_30_seconds_is_waited_out_within_the_invocation(c
     assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
     assert one_event_id_per_ride(events)
     batches = [
-        r
-        for r in function_log_records(clients, stack.prediction_function, since=started)
-        if r.get("message") == "batch processed" and r["Predictions"] >= len(rides)
+        b
+        for b in batch_log_lines(
+            clients,
+            (stack.prediction_function,),
+            since=started,
+            until=lambda batches: any(b["Predictions"] >= len(rides) for b in batches),
+        )
+        if b["Predictions"] >= len(rides)
     ]
     assert batches, "one invocation published every ride"
     assert batches[0]["PublishRetries"] > 0
