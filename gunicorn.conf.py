@@ -2,11 +2,14 @@
 
 Gunicorn reads this file from the directory it starts in (the repo root, or the
 image's working directory); command-line flags and GUNICORN_CMD_ARGS override it.
-Sizing comes from Settings (WEB_CONCURRENCY, WEB_THREADS), like every setting.
+Sizing comes from Settings (WEB_CONCURRENCY), like every setting.
 """
 
 import gc
 import os
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]
 
 from model_service.config import Settings
 
@@ -14,30 +17,45 @@ settings = Settings.from_env()
 
 bind = "0.0.0.0:9696"
 
-# A request is CPU work that holds the GIL (JSON, pydantic, DictVectorizer, a
-# sparse dot product), so throughput is one process per core: more processes
+# A request is CPU work that holds the GIL (parsing, validation, predict,
+# encoding), so throughput is one process per core: more processes
 # only time-slice the same cores and each holds its own copy of the model. The
 # textbook 2*cores+1 is for workers that mostly wait on I/O, which these do not.
 # sched_getaffinity counts the CPUs this process may use (taskset/cpuset), not the host's.
 workers = settings.web_workers or len(os.sched_getaffinity(0))
 
-# gthread, with WEB_THREADS (16) threads per worker, so that slow clients cannot
-# take the service down. gunicorn hands a connection to a thread once its first
-# bytes arrive, and the thread then reads the whole request: a client that
-# trickles a byte a second holds one thread for as long as it likes. With one
-# thread per worker, 4 such clients stopped a 2-worker server; with 16, a worker
-# still answers while 15 of its connections trickle (bench/web_bench.py measures
-# normal requests' p99 with 8 of them). Idle keep-alive connections wait in the
-# worker's poller, not in a thread. Threads that wait cost no CPU and no GIL; a
-# request is still CPU work that holds the GIL, so throughput stays one process
-# per core. The sync worker would close the connection after every response
-# (a TCP handshake per ride) and hold its one process for a slow client; gevent
-# served more requests/s here but starved some connections for 0.3 s and more
-# under load. Past a few dozen slow clients, put a buffering proxy in front (a
-# load balancer, or nginx with client_body_timeout), which reads each request in
-# full before gunicorn sees it.
-worker_class = "gthread"
-threads = settings.web_threads
+# gunicorn's gevent worker: each connection is a greenlet in one event loop
+# per worker, so a connection that waits (idle between keep-alive requests, or
+# sending its request slowly) holds a few kilobytes, not a thread, up to
+# worker_connections (1000) per worker. A request runs on its greenlet from its
+# last byte to its answer, CPU work that never yields. gunicorn reads each
+# request's line and headers within ``keepalive`` seconds (below) and closes
+# the connection otherwise, so clients that trickle their headers are dropped;
+# a body that sends nothing for WEB_BODY_TIMEOUT seconds is answered 400
+# (model_service/web.py). It was also the cheapest worker per request measured
+# here that serves a WSGI app and outlasts slow clients: about 0.38 ms of server
+# CPU per single-ride request against 0.58 ms for gthread (which hands every
+# request from its poller thread to a pool thread and back), and tornado's
+# worker cost about as much as gthread; bench/web_bench.py prints the split.
+# gevent's own pywsgi server (worker_class gevent_pywsgi) was cheaper still, but
+# without gunicorn's HTTP parser, its header deadline or its hooks. gunicorn
+# monkey-patches the worker after the fork; the preloaded app does no I/O of
+# its own per request.
+worker_class = "gevent"
+
+# For the gevent worker, both how long an idle keep-alive connection is kept
+# and how long a client has to send a request's headers (gunicorn's default).
+keepalive = 2
+
+# A listening socket per worker (SO_REUSEPORT), so that the kernel spreads new
+# connections over the workers. With one shared socket, the worker whose event
+# loop wakes first takes the connections waiting: 8 keep-alive connections
+# opened at once all went to one worker in 2 runs of 16 here (both the first
+# after start), and that worker's core did all the work while the other idled;
+# on their own sockets, no run of 16 put more than 57% of the work on one
+# worker. A worker that is restarted drops the connections waiting in its own
+# socket's queue.
+reuse_port = True
 
 # Load the model once in the master before forking: a model that cannot load
 # stops the server at boot with one clear error instead of every worker
@@ -57,3 +75,17 @@ def when_ready(server: object) -> None:
     worker's memory by the GC touching their pages.
     """
     gc.freeze()
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    """After each response, a gevent worker serves every other connection that is ready before this one again.
+
+    A greenlet yields only when it would block. When the connection's next
+    request has already arrived, as it often has on a busy server, it reads it
+    and serves it at once, again and again, while the worker's other
+    connections wait: with 8 keep-alive clients, one in a hundred requests
+    waited 0.15 to 0.4 s. Waiting here until the event loop is idle serves the
+    ready connections in turn: a p99 of 10 to 20 ms in the same runs, for
+    about the same CPU per request.
+    """
+    gevent.idle()

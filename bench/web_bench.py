@@ -21,15 +21,28 @@ client below; the report says which. Either runs on the same cores as the
 servers, as it must on a 2-core box; both servers pay for it alike, so compare
 the ratios more than the absolute figures. Only 127.0.0.1 is loaded, for a
 bounded time.
+
+CPU time is counted for each side: the server's (master and workers, from
+/proc) and the load generator's (wrk as a child of this process, or this
+process itself), per request. They do not depend on what else the machine
+runs, and they give what the cores would serve with nothing else on them:
+cores x 1000 / (server + client CPU ms) requests/s, the load generator
+included, and workers x 1000 / server CPU ms with it elsewhere. Last, each app
+is timed in one process without HTTP, split into its steps, so the report
+shows where a request's CPU goes: the HTTP server, the framework, validation,
+predict and encoding.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import re
+import resource
+import runpy
 import shutil
 import signal
 import statistics
@@ -37,16 +50,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from bench.common import ROOT, bench_model
+from bench.common import ROOT, bench_model, machine
 from local_stack.server import free_port
 from model_service.config import Settings
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+BASELINES = Path(__file__).resolve().parent / "baselines"
 RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
 LIST_SIZE = 100
 CONCURRENCY = 8
@@ -71,6 +86,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     server_cpu_seconds: float = float("nan")
+    client_cpu_seconds: float = float("nan")
 
     @property
     def requests_per_second(self) -> float:
@@ -80,6 +96,11 @@ class Load:
     def cpu_ms_per_request(self) -> float:
         """The server's own CPU time per request: what load from other processes on the machine does not change."""
         return self.server_cpu_seconds * 1000 / self.requests
+
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        """The load generator's CPU time per request, which it takes from the same cores."""
+        return self.client_cpu_seconds * 1000 / self.requests
 
 
 def process_tree_cpu_seconds(pid: int) -> float:
@@ -93,6 +114,12 @@ def process_tree_cpu_seconds(pid: int) -> float:
         if stat.parent.name == str(pid) or fields[1] == str(pid):
             total += int(fields[11]) + int(fields[12])  # utime, stime, in clock ticks
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(who: int) -> float:
+    """User + system CPU time of this process (RUSAGE_SELF) or of its waited-for children (RUSAGE_CHILDREN)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def percentile_ms(latencies: list[float], q: int) -> float:
@@ -144,11 +171,19 @@ async def asyncio_load(port: int, body: bytes, concurrency: int, seconds: float)
     request = http_request(port, body)
     latencies: list[float] = []
     errors: list[int] = []
+    cpu = cpu_seconds(resource.RUSAGE_SELF)
     start = time.perf_counter()
     deadline = start + seconds
     await asyncio.gather(*(keep_alive_client(port, request, deadline, latencies, errors) for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
-    return Load(len(latencies), len(errors), elapsed, percentile_ms(latencies, 50), percentile_ms(latencies, 99))
+    return Load(
+        len(latencies),
+        len(errors),
+        elapsed,
+        percentile_ms(latencies, 50),
+        percentile_ms(latencies, 99),
+        client_cpu_seconds=cpu_seconds(resource.RUSAGE_SELF) - cpu,
+    )
 
 
 # --- wrk -------------------------------------------------------------------------------------------
@@ -170,9 +205,11 @@ def wrk_load(wrk: str, port: int, body: bytes, concurrency: int, seconds: float,
         f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     argv = [wrk, f"-t{min(2, concurrency)}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(script)]
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         [*argv, f"http://127.0.0.1:{port}/predict"], capture_output=True, text=True, timeout=seconds + 30, check=True
     ).stdout
+    client_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
 
     def latency(q: int) -> float:
         value, unit = _find(rf"^\s+{q}%\s+([\d.]+)(us|ms|s|m)\s*$", out).groups()
@@ -183,7 +220,8 @@ def wrk_load(wrk: str, port: int, body: bytes, concurrency: int, seconds: float,
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(non_2xx.group(1)) if non_2xx else 0
     errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-    return Load(int(count), errors, float(elapsed) * WRK_UNITS[unit] / 1000, latency(50), latency(99))
+    seconds_run = float(elapsed) * WRK_UNITS[unit] / 1000
+    return Load(int(count), errors, seconds_run, latency(50), latency(99), client_cpu_seconds=client_cpu)
 
 
 # --- slow clients ----------------------------------------------------------------------------------
@@ -304,6 +342,7 @@ class Summary:
     p99_ms: float
     errors: int
     cpu_ms_per_request: float
+    client_cpu_ms_per_request: float
 
     @classmethod
     def of(cls, loads: list[Load], rides_per_request: int) -> Summary:
@@ -314,11 +353,16 @@ class Summary:
             statistics.median(load.p99_ms for load in loads),
             sum(load.errors for load in loads),
             statistics.median(load.cpu_ms_per_request for load in loads),
+            statistics.median(load.client_cpu_ms_per_request for load in loads),
         )
 
     @property
     def rides_per_second(self) -> float:
         return self.requests_per_second * self.rides_per_request
+
+    def rides_per_second_on_these_cores(self, cores: int) -> float:
+        """What ``cores`` cores would serve with nothing else running, the load generator on them too."""
+        return cores * 1000 / (self.cpu_ms_per_request + self.client_cpu_ms_per_request) * self.rides_per_request
 
     def rides_per_second_on_free_cores(self, workers: int) -> float:
         """What ``workers`` workers would serve with a core each to themselves, from the CPU each request took."""
@@ -327,58 +371,140 @@ class Summary:
 
 def row(*cells: str) -> str:
     name, payload, *numbers = cells
-    widths = (9, 10, 8, 8, 7, 9, 14)
-    return f"{name:<40} {payload:<10}" + "".join(f"{n:>{w}}" for n, w in zip(numbers, widths, strict=True))
+    widths = (8, 9, 7, 7, 7, 8, 10, 12, 11)
+    return f"{name:<34} {payload:<9}" + "".join(f"{n:>{w}}" for n, w in zip(numbers, widths, strict=True))
 
 
-def in_process_costs(model: Path, bodies: list[tuple[str, bytes]], repeat: int = 300) -> None:
-    """Microseconds per request inside one worker, without HTTP: the whole app, and the predict call in it.
+# --- where a request's CPU goes: each app in one process, without HTTP -----------------------------
 
-    The app is called as gunicorn calls it (a WSGI environ), best of 5; what is not predict is the web
-    layer's own cost: Flask, reading, parsing, validating and encoding.
-    """
-    import io
 
-    from model_service.schema import validate_ride
+def best_ms(calls: dict[str, Callable[[], object]], repeat: int, rounds: int = 7) -> dict[str, float]:
+    """Milliseconds per call of each, the best of ``rounds`` runs of ``repeat`` calls: the least disturbed by other
+    processes. The rounds take turns (a, b, c, a, b, c, ...), so a burst of load elsewhere falls on all of them."""
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(repeat):
+                call()
+            best[name] = min(best[name], (time.perf_counter() - start) / repeat)
+    return {name: seconds * 1000 for name, seconds in best.items()}
+
+
+def wsgi_environ(body: bytes) -> dict[str, Any]:
+    """A WSGI environ for ``POST /predict`` with ``body``, as gunicorn builds one (a fresh input stream each call)."""
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/predict",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "9696",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+        "wsgi.errors": sys.stderr,
+    }
+
+
+def call_wsgi(app: Callable[..., Any], body: bytes, statuses: list[str] | None = None) -> None:
+    """One request through a WSGI app, its answer read to the end, as a worker would."""
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        if statuses is not None:
+            statuses.append(status)
+
+    b"".join(app(wsgi_environ(body), start_response))
+
+
+def our_app_costs(model: Path, body: bytes, repeat: int) -> dict[str, float]:
+    """Our app called as a gunicorn worker calls it, and its steps each alone, in ms per request."""
+    from pydantic_core import to_json
+
+    from model_service.schema import validate_json
     from model_service.service import PredictionService
-    from model_service.web import create_app
+    from model_service.web import JSON_BODY, RIDES, create_app
 
     service = PredictionService.load(str(model))
     app = create_app(service, Settings())
 
-    def call_app(body: bytes) -> None:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/predict",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "9696",
-            "wsgi.url_scheme": "http",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-        }
-        b"".join(app(environ, start_response))
+    def parse_and_validate() -> list[Any]:
+        parsed = validate_json(JSON_BODY, body.decode())
+        return RIDES.validate_python(parsed if isinstance(parsed, list) else [parsed])
 
-    def start_response(status, headers, exc_info=None):
-        return lambda data: None
+    statuses: list[str] = []
+    call_wsgi(app, body, statuses)
+    if statuses != ["200 OK"]:
+        raise SystemExit(f"the app answered {statuses} to the benchmark's body")
+    rides = parse_and_validate()
+    answer = {"predictions": [{"duration": d} for d in service.predict(rides)], "model_version": service.version}
+    return best_ms(
+        {
+            "app": lambda: call_wsgi(app, body),
+            "validate": parse_and_validate,
+            "predict": lambda: service.predict(rides),
+            "encode": lambda: to_json(answer),
+        },
+        repeat,
+    )
 
-    def best_us(call, *args) -> float:
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            for _ in range(repeat):
-                call(*args)
-            best = min(best, (time.perf_counter() - start) / repeat)
-        return best * 1e6
 
-    print(f"\nin one worker, without HTTP (the app called as gunicorn calls it), best of 5 x {repeat}:")
-    print(f"{'payload':<12} {'app us':>8} {'predict us':>11} {'web layer us':>13}")
-    for label, body in bodies:
-        rides = json.loads(body)
-        rides = [validate_ride(r) for r in (rides if isinstance(rides, list) else [rides])]
-        whole, predict = best_us(call_app, body), best_us(service.predict, rides)
-        print(f"{label:<12} {whole:>8,.0f} {predict:>11,.0f} {whole - predict:>13,.0f}")
+def course_app_costs(workdir: Path, body: bytes, repeat: int) -> dict[str, float]:
+    """The course's Flask app called as gunicorn's sync worker calls it, and its predict alone, in ms per request.
+
+    Imported from ``workdir``, which holds lin_reg.bin, as the course's app loads it from its working directory.
+    """
+    import importlib.util
+    import warnings
+
+    spec = importlib.util.spec_from_file_location("course_web_predict", BASELINES / "course_web_predict.py")
+    assert spec is not None
+    assert spec.loader is not None
+    course = importlib.util.module_from_spec(spec)
+    cwd = Path.cwd()
+    os.chdir(workdir)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the course's pickle is from an older scikit-learn
+            spec.loader.exec_module(course)
+    finally:
+        os.chdir(cwd)
+
+    ride = json.loads(body)
+    features = {"PU_DO": f"{ride['PULocationID']}_{ride['DOLocationID']}", "trip_distance": ride["trip_distance"]}
+    return best_ms(
+        {
+            "app": lambda: call_wsgi(course.app, body),
+            "predict": lambda: course.model.predict(course.dv.transform(features)),
+        },
+        repeat,
+    )
+
+
+def print_costs(rows: list[tuple[str, str, float, dict[str, float]]]) -> None:
+    """One line per server and payload: its measured CPU per request, split into the layers timed in process."""
+    print(
+        "\nwhere a request's CPU goes, ms per request: the server's CPU under load (above), of which the app, timed\n"
+        "in one process without HTTP (best of 7), and its steps; HTTP is the rest: gunicorn's worker (its threads\n"
+        "or greenlets), its HTTP parsing, the sockets (for the course's sync worker, a new connection per request),\n"
+        "and what the load on the machine adds to every step"
+    )
+    header = "".join(f"{h:>{w}}" for h, w in zip(COST_COLUMNS, COST_WIDTHS, strict=True))
+    print(f"{'server':<34} {'payload':<9}{header}")
+    for name, payload, server, costs in rows:
+        steps = [costs.get(step) for step in ("validate", "predict", "encode")]
+        framework = costs["app"] - sum(step for step in steps if step is not None)
+        cells = [server, server - costs["app"], costs["app"], framework, *steps]
+        shown = ("-" if cell is None else f"{cell:.3f}" for cell in cells)
+        print(f"{name:<34} {payload:<9}" + "".join(f"{c:>{w}}" for c, w in zip(shown, COST_WIDTHS, strict=True)))
+    print("framework: Flask for both (the course's jsonify included); validate: ours parses and")
+    print("validates the body (the course validates nothing); predict: ours the weight table, the course's")
+    print("DictVectorizer.transform + LinearRegression.predict")
+
+
+COST_COLUMNS = ("server", "HTTP", "app", "framework", "validate", "predict", "encode")
+COST_WIDTHS = (8, 8, 8, 11, 10, 9, 8)
 
 
 def verdict(met: bool) -> str:
@@ -397,8 +523,8 @@ def main() -> int:
         "--variant",
         action="append",
         default=[],
-        help="run ours also with these environment overrides, e.g. WEB_THREADS=1 or "
-        "GUNICORN_CMD_ARGS=--worker-class=sync (comma-separated; repeatable); goals use the project config",
+        help="run ours also with these environment overrides, e.g. GUNICORN_CMD_ARGS=--http-parser=python "
+        "(comma-separated; repeatable); goals use the project config",
     )
     args = parser.parse_args()
 
@@ -407,28 +533,28 @@ def main() -> int:
         raise SystemExit("--client wrk: wrk is not on the PATH (apt-get install wrk)")
     single = json.dumps(RIDE).encode()
     batch = json.dumps([RIDE] * LIST_SIZE).encode()
+    cores = len(os.sched_getaffinity(0))
 
     with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         model, model_description = bench_model(workdir)
         shutil.copy(model, workdir / "lin_reg.bin")
         base_env = {**os.environ, "MODEL_URI": str(model), "WEB_CONCURRENCY": str(args.workers)}
+        worker_class = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["worker_class"]
 
         contenders: list[Contender] = []
         for variant in ["", *args.variant]:
             port = free_port()
             env = {**base_env, **dict(v.split("=", 1) for v in variant.split(",") if v)}
-            settings = Settings.from_env(env)
-            name = f"ours ({variant})" if variant else f"ours (gthread, {settings.web_threads} threads per worker)"
+            name = f"ours ({variant})" if variant else f"ours ({worker_class} worker)"
             argv = [GUNICORN, f"--bind=127.0.0.1:{port}", "model_service.web:app"]
             pid = stack.enter_context(serving(argv, ROOT, env, port))
             contenders.append(Contender(name, port, pid, takes_lists=True))
         # The course's command, from a directory holding lin_reg.bin and no gunicorn.conf.py, with the same
         # worker count; bound to loopback, and without gunicorn's control socket so it cannot clash.
         port = free_port()
-        baselines = Path(__file__).resolve().parent / "baselines"
         argv = [GUNICORN, f"--bind=127.0.0.1:{port}", f"--workers={args.workers}", "--no-control-socket"]
-        argv += ["--pythonpath", str(baselines), "course_web_predict:app"]
+        argv += ["--pythonpath", str(BASELINES), "course_web_predict:app"]
         pid = stack.enter_context(serving(argv, workdir, dict(os.environ), port))
         course = Contender(f"course predict.py (sync, -w {args.workers})", port, pid, takes_lists=False)
         contenders.append(course)
@@ -445,10 +571,10 @@ def main() -> int:
         why = "--client asyncio" if args.client == "asyncio" else "wrk is not installed"
         client = f"wrk ({wrk})" if wrk else f"the asyncio client in bench/web_bench.py ({why})"
         print(f"model: {model_description}")
+        print(f"machine: {machine()}")
         print(
-            f"{os.cpu_count()} CPUs, {args.workers} gunicorn workers per server; load from {client}, "
-            f"keep-alive, {CONCURRENCY} connections, {args.seconds:g} s runs, median of {args.rounds} "
-            "interleaved rounds"
+            f"{args.workers} gunicorn workers per server; load from {client}, keep-alive, {CONCURRENCY} connections, "
+            f"{args.seconds:g} s runs, median of {args.rounds} interleaved rounds"
         )
         for contender in contenders:  # warm-up: first requests import lazily and fill caches
             run(contender, single, 1)
@@ -460,7 +586,12 @@ def main() -> int:
                     if contender.takes_lists or rides == 1:
                         loads.setdefault((contender.name, label), []).append(run(contender, body, args.seconds))
 
-        print(row("server", "payload", "req/s", "rides/s", "p50 ms", "p99 ms", "errors", "CPU ms", "free rides/s"))
+        print(
+            row(
+                "server", "payload", "req/s", "rides/s", "p50 ms", "p99 ms", "errors", "CPU ms", "client ms",
+                f"{cores}-core r/s", "free r/s",
+            )
+        )  # fmt: skip
         summaries: dict[tuple[str, str], Summary] = {}
         for (name, label), runs in loads.items():
             summary = summaries[name, label] = Summary.of(runs, payloads[label][1])
@@ -474,13 +605,18 @@ def main() -> int:
                     f"{summary.p99_ms:.2f}",
                     str(summary.errors),
                     f"{summary.cpu_ms_per_request:.3f}",
+                    f"{summary.client_cpu_ms_per_request:.3f}",
+                    f"{summary.rides_per_second_on_these_cores(cores):,.0f}",
                     f"{summary.rides_per_second_on_free_cores(args.workers):,.0f}",
                 )
             )
         print(
-            "CPU ms: the server's own CPU time per request (master and workers, from /proc), which load from other\n"
-            f"processes does not change; free rides/s = {args.workers} workers x 1000 / CPU ms x rides per request: "
-            "what it would serve\nwith a core per worker to itself and the load generator elsewhere"
+            "CPU ms: the server's CPU time per request (master and workers, from /proc); client ms: the load\n"
+            "generator's, on the same cores. Neither changes with what else the machine runs. r/s: rides/s.\n"
+            f"{cores}-core r/s = {cores} cores x 1000 / (CPU ms + client ms) x rides per request: what this machine "
+            "would serve\nwith nothing else running, the load generator on the same cores; free r/s = "
+            f"{args.workers} workers x 1000 / CPU ms x rides\nper request: with a core per worker and the load "
+            "generator elsewhere"
         )
 
         print(
@@ -496,13 +632,18 @@ def main() -> int:
             p99 = f"{percentile_ms(result.latencies, 99):.1f}" if len(result.latencies) > 1 else "-"
             print(f"{contender.name:<46} {result.answered:>9,} {result.timed_out:>10,} {p50:>8} {p99:>8}")
 
-        in_process_costs(model, [(label, body) for label, (body, _) in payloads.items()])
+        costs = [
+            (ours.name, label, summaries[ours.name, label].cpu_ms_per_request, our_app_costs(model, body, 300))
+            for label, (body, _) in payloads.items()
+        ]
+        course_single = summaries[course.name, "1 ride"]
+        costs.append((course.name, "1 ride", course_single.cpu_ms_per_request, course_app_costs(workdir, single, 300)))
+        print_costs(costs)
 
-    ours_single, course_single = summaries[ours.name, "1 ride"], summaries[course.name, "1 ride"]
+    ours_single = summaries[ours.name, "1 ride"]
     single_ratio = ours_single.requests_per_second / course_single.requests_per_second
     single_cpu_ratio = course_single.cpu_ms_per_request / ours_single.cpu_ms_per_request
     ours_list = summaries[ours.name, f"{LIST_SIZE} rides"]
-    free_rate = ours_list.rides_per_second_on_free_cores(args.workers)
     ours_slow = slow[ours.name]
     slow_p99 = percentile_ms(ours_slow.latencies, 99) if ours_slow.answered > 1 else float("inf")
     slow_ok = ours_slow.timed_out == 0 and slow_p99 < SLOW_P99_GOAL_MS
@@ -515,7 +656,8 @@ def main() -> int:
     print(
         f"  {LIST_SIZE} rides per request, {args.workers} workers: {ours_list.rides_per_second:,.0f} rides/s "
         f"(goal >= {LIST_GOAL:,} on 2 workers): {verdict(ours_list.rides_per_second >= LIST_GOAL)}; "
-        f"{free_rate:,.0f} on free cores"
+        f"{ours_list.rides_per_second_on_these_cores(cores):,.0f} on {cores} otherwise idle cores with the load "
+        "generator on them"
     )
     print(
         f"  {SLOW_CLIENTS} slow clients: normal requests' p99 {slow_p99:,.1f} ms, {ours_slow.timed_out} timed out "

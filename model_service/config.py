@@ -53,10 +53,10 @@ class Settings:
     """Longer lists of rides get 413: 100 times the batch that already amortises a request's fixed cost."""
     web_max_reported_errors: int = 10
     """A 400 lists this many field errors, then gives the total, so its answer stays small."""
+    web_body_timeout: float = 30.0
+    """Seconds a request body may send nothing before the request is refused (400) and its connection freed."""
     web_workers: int | None = None
     """Gunicorn worker processes; None means one per CPU this process may run on."""
-    web_threads: int = 16
-    """Threads per gunicorn worker: how many slow clients one worker outlasts; see gunicorn.conf.py."""
     batch_input_template: str = "data/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet"
     batch_output_template: str = "output/{taxi_type}/{year:04d}-{month:02d}.parquet"
     batch_chunk_rows: int = 100_000
@@ -96,8 +96,8 @@ class Settings:
             web_max_body_bytes=int(get("WEB_MAX_BODY_BYTES", str(defaults.web_max_body_bytes))),
             web_max_rides=int(get("WEB_MAX_RIDES", str(defaults.web_max_rides))),
             web_max_reported_errors=int(get("WEB_MAX_REPORTED_ERRORS", str(defaults.web_max_reported_errors))),
+            web_body_timeout=float(get("WEB_BODY_TIMEOUT", str(defaults.web_body_timeout))),
             web_workers=int(env["WEB_CONCURRENCY"]) if env.get("WEB_CONCURRENCY") else None,
-            web_threads=int(get("WEB_THREADS", str(defaults.web_threads))),
             batch_input_template=get("BATCH_INPUT_TEMPLATE", defaults.batch_input_template),
             batch_output_template=get("BATCH_OUTPUT_TEMPLATE", defaults.batch_output_template),
             batch_chunk_rows=int(get("BATCH_CHUNK_ROWS", str(defaults.batch_chunk_rows))),

@@ -1,21 +1,27 @@
 """HTTP adapter: ``POST /predict`` and ``GET /health`` over the prediction service.
 
-Served by ``gunicorn model_service.web:app`` (settings in ``gunicorn.conf.py``).
-A body is one ride (``{"PULocationID", "DOLocationID", "trip_distance"}``,
-optionally with ``ride_id``), the course's event shape (``{"ride": {...},
-"ride_id": ...}``), or a JSON list of either, predicted in one vectorised call.
+A Flask app, served by ``gunicorn model_service.web:app`` with gunicorn's
+gevent worker (settings in ``gunicorn.conf.py``). A body is one ride
+(``{"PULocationID", "DOLocationID", "trip_distance"}``, optionally with
+``ride_id``), the course's event shape (``{"ride": {...}, "ride_id": ...}``),
+or a JSON list of either, predicted in one vectorised call.
 
-A request goes read -> parse -> validate -> predict -> encode, and each step is
-bounded, so no body, however hostile, costs more than a small, fast answer:
+A request goes read -> parse and validate -> predict -> encode, and each step
+is bounded, so no body, however hostile, costs more than a small, fast answer:
 
 - read: at most ``WEB_MAX_BODY_BYTES``, counted as the body arrives, since a
-  chunked body has no Content-Length to check first (413);
+  chunked body has no Content-Length to check first (413); a body that sends
+  nothing for ``WEB_BODY_TIMEOUT`` seconds, or is cut short, is a 400;
 - parse: by the parser that reads Kinesis records (``schema.validate_json``),
-  which refuses what it refuses there: text that is not UTF-8, lone surrogates,
-  nesting deeper than its recursion limit (400, never a RecursionError's 500);
-- validate: every ride by the schema's own functions, at most
-  ``WEB_MAX_RIDES`` rides (413), and a 400 lists the first
-  ``WEB_MAX_REPORTED_ERRORS`` errors, each reason cut short, then the total;
+  which refuses what it refuses there: text that is not UTF-8, lone
+  surrogates, nesting deeper than its recursion limit (400, never a
+  RecursionError's 500); a list of more than ``WEB_MAX_RIDES`` rides is
+  refused (413) before any is validated;
+- validate: all the rides in one pydantic call (``RIDES``), into the schema's
+  own shapes (``Ride``, its ``RideId``, ``RideEvent``). It stops at the first
+  bad ride; then the rides are judged again one by one (``_explain``), only to
+  say which rides and fields are wrong: the first ``WEB_MAX_REPORTED_ERRORS``
+  errors, each reason cut short, then the total;
 - encode: pydantic-core's serializer, a few times faster than ``json.dumps``.
 
 A list is all or nothing: if any ride is invalid the answer is 400 naming the
@@ -28,17 +34,26 @@ traceback.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from contextlib import suppress
+from typing import IO, Annotated, Any
 
 from flask import Flask, Response, request
-from pydantic import TypeAdapter
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError
 from pydantic_core import to_json
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from model_service.config import Settings
 from model_service.errors import BadRequestBody, FieldError, InvalidJson, SchemaViolation
-from model_service.schema import Ride, RideId, validate_json, validate_ride, validate_ride_event
+from model_service.schema import (
+    IGNORE_EXTRA,
+    Ride,
+    RideEvent,
+    RideId,
+    validate_json,
+    validate_ride,
+    validate_ride_event,
+)
 from model_service.service import PredictionService
 
 logger = logging.getLogger(__name__)
@@ -50,36 +65,27 @@ MAX_REASON_CHARS = 200
 """A reason quotes the bad value (``... (got '...')``); past this many characters it is cut."""
 
 READ_CHUNK_BYTES = 64 * 1024
-"""The body is read in pieces of at most this size: a read of n bytes allocates n bytes before it reads."""
+"""A chunked body is read in pieces of at most this size: a read of n bytes may allocate n bytes before it reads."""
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(to_json(body), status=status, mimetype="application/json")
+class RideWithId(Ride, total=False):
+    """A bare ride that carries its ``ride_id``, judged by the event schema's rule for ride ids."""
+
+    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
+
+    ride_id: RideId
 
 
-def _read_body(limit: int) -> bytes:
-    """The request body, or 413 as soon as it is known to be longer than ``limit`` bytes.
+def _shape(item: Any) -> str:
+    """An object with a ``ride`` key is a ride event, anything else a bare ride: the rule ``_ride`` applies."""
+    return "event" if isinstance(item, dict) and "ride" in item else "ride"
 
-    A Content-Length over the limit is refused before reading. A chunked body
-    has none, and werkzeug's own limit cuts it silently at the limit, so it is
-    read up to one byte past the limit: that byte tells a body of exactly
-    ``limit`` bytes from a longer one.
-    """
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestEntityTooLarge(f"body larger than {limit} bytes")
-    wanted = limit + 1 if length is None else length
-    chunks: list[bytes] = []
-    size = 0
-    while size < wanted:
-        chunk = request.stream.read(min(READ_CHUNK_BYTES, wanted - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise RequestEntityTooLarge(f"body larger than {limit} bytes")
-    return b"".join(chunks)
+
+Item = Annotated[Annotated[RideWithId, Tag("ride")] | Annotated[RideEvent, Tag("event")], Discriminator(_shape)]
+"""One ride of a body, in either shape."""
+
+RIDES: TypeAdapter[Any] = TypeAdapter(Annotated[list[Item], Field(fail_fast=True)])
+"""A body's rides, either shape, in one call (half the cost of a call per ride); it stops at the first bad one."""
 
 
 def _parse(body: bytes) -> Any:
@@ -92,6 +98,9 @@ def _parse(body: bytes) -> Any:
         return validate_json(JSON_BODY, text)
     except InvalidJson as exc:
         raise BadRequestBody(f"body is not valid JSON: {exc}") from None
+
+
+# --- why a body's rides were refused: the same rules, ride by ride, each error named --------------------
 
 
 def _ride(item: Any) -> tuple[Ride, RideId | None]:
@@ -127,10 +136,8 @@ def _one_ride(body: Any, max_errors: int) -> tuple[Ride, RideId | None]:
         raise BadRequestBody(f"invalid ride: {summary}", errors[:max_errors], len(errors)) from None
 
 
-def _rides(items: list[Any], max_rides: int, max_errors: int) -> list[tuple[Ride, RideId | None]]:
+def _rides(items: list[Any], max_errors: int) -> list[tuple[Ride, RideId | None]]:
     """Every ride of a list, or one 400 that lists the first ``max_errors`` errors and counts them all."""
-    if len(items) > max_rides:
-        raise RequestEntityTooLarge(f"at most {max_rides} rides per request, got {len(items)}")
     rides: list[tuple[Ride, RideId | None]] = []
     listed: list[dict[str, Any]] = []
     first: dict[str, Any] = {}
@@ -153,8 +160,70 @@ def _rides(items: list[Any], max_rides: int, max_errors: int) -> list[tuple[Ride
     return rides
 
 
-def _prediction(duration: float, ride_id: RideId | None) -> dict[str, Any]:
-    return {"duration": duration} if ride_id is None else {"duration": duration, "ride_id": ride_id}
+def _explain(body: Any, max_errors: int) -> list[tuple[Ride, RideId | None]]:
+    """Why ``RIDES`` refused a body: BadRequestBody naming each bad field of each ride (the first ``max_errors``)."""
+    if isinstance(body, list):
+        return _rides(body, max_errors)
+    return [_one_ride(body, max_errors)]
+
+
+# --- HTTP ---------------------------------------------------------------------------------------------
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(to_json(body), status=status, mimetype="application/json")
+
+
+BODY_NOT_RECEIVED = "the request body was not received in full"
+
+
+def _read_body(limit: int, timeout: float) -> bytes:
+    """The request body, or 413 as soon as it is known to be longer than ``limit`` bytes.
+
+    A Content-Length over the limit is refused before reading, and a body of
+    that length is read in one call. A chunked body has none, and werkzeug's
+    own limit cuts it silently at the limit, so it is read up to one byte past
+    the limit: that byte tells a body of exactly ``limit`` bytes from a longer
+    one. A body that sends nothing for ``timeout`` seconds, or whose client
+    leaves, is a 400 rather than a request held open for as long as the client
+    likes; gunicorn then closes the connection, whose rest it cannot read.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge(f"body larger than {limit} bytes")
+    # The client's socket, which gunicorn's workers put in the environ: its timeout bounds each read.
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        previous = sock.gettimeout()
+        sock.settimeout(timeout)
+    try:
+        body = _read(request.stream, length, limit)
+    except (OSError, ClientDisconnected):  # a timeout, a reset, a chunked body cut short; werkzeug's own word for them
+        raise BadRequestBody(BODY_NOT_RECEIVED) from None
+    finally:
+        if sock is not None:
+            with suppress(OSError):  # the client may have closed it
+                sock.settimeout(previous)
+    if length is not None and len(body) < length:
+        raise BadRequestBody(BODY_NOT_RECEIVED)
+    if len(body) > limit:
+        raise RequestEntityTooLarge(f"body larger than {limit} bytes")
+    return body
+
+
+def _read(stream: IO[bytes], length: int | None, limit: int) -> bytes:
+    """``length`` bytes in one read, or without a length, up to ``limit + 1`` bytes in pieces."""
+    if length is not None:
+        return stream.read(length)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def create_app(service: PredictionService | None = None, settings: Settings | None = None) -> Flask:
@@ -163,21 +232,36 @@ def create_app(service: PredictionService | None = None, settings: Settings | No
     if service is None:
         service = PredictionService.load(settings.model_uri, settings.model_version)
         logger.info("model loaded", extra={"model_uri": service.model_uri, "model_version": service.version})
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # a JSON API: no /static route to match or serve
+
+    def answer(body: bytes) -> dict[str, Any]:
+        """The answer to a body, or the error that refuses it."""
+        parsed = _parse(body)
+        many = isinstance(parsed, list)
+        if many and len(parsed) > settings.web_max_rides:
+            raise RequestEntityTooLarge(f"at most {settings.web_max_rides} rides per request, got {len(parsed)}")
+        try:
+            items = RIDES.validate_python(parsed if many else [parsed])
+            # Both shapes hold ride_id at the top; an event holds its ride under "ride", a bare ride is its own.
+            rides: list[Ride] = [item.get("ride", item) for item in items]
+            ride_ids: list[RideId | None] = [item.get("ride_id") for item in items]
+        except ValidationError:
+            pairs = _explain(parsed, settings.web_max_reported_errors)  # raises, unless it disagrees with RIDES
+            rides, ride_ids = [ride for ride, _ in pairs], [ride_id for _, ride_id in pairs]
+        durations = service.predict(rides)
+        predictions = [
+            {"duration": d} if ride_id is None else {"duration": d, "ride_id": ride_id}
+            for d, ride_id in zip(durations, ride_ids, strict=True)
+        ]
+        if many:
+            return {"predictions": predictions, "model_version": service.version}
+        return {**predictions[0], "model_version": service.version}
 
     @app.post("/predict")
     def predict() -> Response:
         if not request.is_json:
             raise UnsupportedMediaType(f"send Content-Type: application/json, not {request.mimetype or 'nothing'!r}")
-        body = _parse(_read_body(settings.web_max_body_bytes))
-        if isinstance(body, list):
-            rides = _rides(body, settings.web_max_rides, settings.web_max_reported_errors)
-            durations = service.predict([ride for ride, _ in rides])
-            predictions = [_prediction(d, ride_id) for d, (_, ride_id) in zip(durations, rides, strict=True)]
-            return _json({"predictions": predictions, "model_version": service.version})
-        ride, ride_id = _one_ride(body, settings.web_max_reported_errors)
-        (duration,) = service.predict([ride])
-        return _json({**_prediction(duration, ride_id), "model_version": service.version})
+        return _json(answer(_read_body(settings.web_max_body_bytes, settings.web_body_timeout)))
 
     @app.get("/health")
     def health() -> Response:

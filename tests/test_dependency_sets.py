@@ -136,5 +136,7 @@ def test_batch_scoring_needs_the_batch_category_on_top(mlflow_model_dir):
     ids=["mlflow client", "scikit-learn"],
 )
 def test_the_web_service_and_what_it_loads_models_with_need_the_web_category_alone(extra):
-    imported = imported_distributions(f"import gunicorn.app.wsgiapp, model_service.web, {extra}")
+    # gunicorn, its config (which brings in its worker class, gevent's), the app, and what loads the model.
+    server = "import gunicorn.app.wsgiapp, runpy; runpy.run_path('gunicorn.conf.py')"
+    imported = imported_distributions(f"{server}; import model_service.web, {extra}")
     assert_covered(imported, "web", optional=OPTIONAL | SKLEARN_OPTIONAL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import pytest
@@ -208,6 +209,20 @@ def test_an_unexpected_error_is_a_json_500_without_a_traceback(client, service, 
     assert response.get_json() == {"error": "internal server error"}
 
 
+def test_an_unexpected_error_goes_to_the_log_with_its_traceback(client, service, monkeypatch, caplog):
+    def broken(rides):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(service, "predict", broken)
+
+    client.post("/predict", json=RIDE)
+
+    (record,) = [r for r in caplog.records if r.name == "model_service.web"]
+    assert record.getMessage() == "unexpected error serving POST /predict"
+    assert record.exc_info is not None
+    assert "secret internals" in str(record.exc_info[1])
+
+
 def test_get_on_predict_is_a_json_405(client):
     response = client.get("/predict")
 
@@ -366,3 +381,45 @@ def test_the_ride_and_error_caps_come_from_the_environment(service, monkeypatch)
 
     assert client.post("/predict", json=[RIDE] * 4).status_code == 413
     assert len(client.post("/predict", json=[{}] * 3).get_json()["errors"]) == 1
+
+
+class StalledBody(io.RawIOBase):
+    """A request body that sends nothing after the headers: its socket's read times out, as gunicorn's does."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise TimeoutError("timed out")
+
+
+def post_promising_100_bytes(client, body: io.RawIOBase, input_terminated: bool):
+    """POST whose Content-Length promises 100 bytes that ``body`` does not deliver.
+
+    gunicorn ends a request's input stream itself (``wsgi.input_terminated``),
+    and werkzeug then reads it as it is; without that key, werkzeug limits the
+    stream to the Content-Length itself, as it does under other servers.
+    """
+    environ = {"wsgi.input": body, "CONTENT_LENGTH": "100"}
+    if input_terminated:
+        environ["wsgi.input_terminated"] = True
+    return client.post("/predict", content_type="application/json", environ_overrides=environ)
+
+
+TERMINATED = pytest.mark.parametrize("input_terminated", [True, False], ids=["as gunicorn serves it", "otherwise"])
+
+
+@TERMINATED
+def test_a_body_that_stops_arriving_is_a_400_not_a_500(client, input_terminated):
+    response = post_promising_100_bytes(client, StalledBody(), input_terminated)
+
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body was not received in full"}
+
+
+@TERMINATED
+def test_a_body_cut_short_by_a_client_that_left_is_a_400(client, input_terminated):
+    response = post_promising_100_bytes(client, io.BytesIO(b'{"PULocationID": 1'), input_terminated)
+
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body was not received in full"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -162,3 +163,73 @@ def test_eight_clients_trickling_a_byte_a_second_leave_other_requests_answered(s
         statuses = [requests.post(f"{server_url}/predict", json=RIDE, timeout=5).status_code for _ in range(20)]
 
     assert statuses == [200] * 20
+
+
+def test_a_hundred_clients_trickling_their_headers_hold_no_worker(server_url):
+    # Past the 2 x 16 threads a gthread server had: a waiting connection costs a greenlet, not a thread.
+    with trickling_clients(server_url, 100, SLOW_HEADERS):
+        statuses = [requests.post(f"{server_url}/predict", json=RIDE, timeout=5).status_code for _ in range(20)]
+
+    assert statuses == [200] * 20
+
+
+def test_a_client_that_trickles_its_headers_is_dropped_after_keepalive_seconds(server_url):
+    address = urlsplit(server_url)
+    dropped_after = None
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(SLOW_HEADERS)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 8:
+                time.sleep(0.5)
+                sock.sendall(b" ")
+        except OSError:  # a broken pipe or a reset: the server closed the connection
+            dropped_after = time.monotonic() - started
+
+    assert dropped_after is not None
+    assert dropped_after < 5  # gunicorn.conf.py's keepalive is 2 s; the next send or two notice
+
+
+@pytest.fixture(scope="module")
+def impatient_server(model_bin, tmp_path_factory) -> Iterator[Server]:
+    """One worker, which waits 2 s for more of a request body (WEB_BODY_TIMEOUT) rather than 30."""
+    env = {**os.environ, "MODEL_URI": str(model_bin), "WEB_CONCURRENCY": "1", "WEB_BODY_TIMEOUT": "2"}
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    with running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log) as running:
+        yield running
+
+
+def test_a_body_that_stops_arriving_is_a_400_after_web_body_timeout_and_the_connection_closes(impatient_server):
+    address = urlsplit(impatient_server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(SLOW_BODY)  # promises 100 bytes, sends 1
+
+        answer = b"".join(iter(lambda: sock.recv(4096), b""))  # until the server closes; 10 s would raise
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b'{"error":"the request body was not received in full"}')
+
+
+def test_a_worker_serves_its_connections_in_turn_not_one_connections_queue_first(impatient_server):
+    address = (urlsplit(impatient_server.url).hostname, urlsplit(impatient_server.url).port)
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(RIDE_JSON), RIDE_JSON)
+    )
+    with socket.create_connection(address, timeout=10) as busy, socket.create_connection(address, timeout=10) as other:
+        busy.sendall(request * 200)  # pipelined: the worker never waits for this connection's next request
+        first_byte = busy.recv(1)  # the worker is on it
+        other.sendall(request)
+
+        assert other.recv(4096).startswith(b"HTTP/1.1 200 ")
+        busy.setblocking(False)
+        answered_before = (first_byte + b"".join(iter(lambda: _available(busy), b""))).count(b"HTTP/1.1 200 ")
+
+    assert answered_before < 100  # without gunicorn.conf.py's post_request, all 200 came first
+
+
+def _available(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except BlockingIOError:
+        return b""
