@@ -28,12 +28,17 @@ RIDE_JSON = b'{"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}'
 LIMIT = Settings().web_max_body_bytes
 
 
-@pytest.fixture(scope="module")
-def server(model_bin, tmp_path_factory) -> Iterator[Server]:
-    env = {**os.environ, "MODEL_URI": str(model_bin), "MODEL_VERSION": "gunicorn-test", "WEB_CONCURRENCY": "2"}
+def _gunicorn(model_bin: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[Server]:
+    """The project's gunicorn from the repo root, serving ``model_bin`` with these settings (environment variables)."""
+    env = {**os.environ, "MODEL_URI": str(model_bin), **settings}
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def server(model_bin, tmp_path_factory) -> Iterator[Server]:
+    yield from _gunicorn(model_bin, tmp_path_factory, MODEL_VERSION="gunicorn-test", WEB_CONCURRENCY="2")
 
 
 @pytest.fixture(scope="module")
@@ -193,10 +198,7 @@ def test_a_client_that_trickles_its_headers_is_dropped_after_keepalive_seconds(s
 @pytest.fixture(scope="module")
 def impatient_server(model_bin, tmp_path_factory) -> Iterator[Server]:
     """One worker, which waits 2 s for more of a request body (WEB_BODY_TIMEOUT) rather than 30."""
-    env = {**os.environ, "MODEL_URI": str(model_bin), "WEB_CONCURRENCY": "1", "WEB_BODY_TIMEOUT": "2"}
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log) as running:
-        yield running
+    yield from _gunicorn(model_bin, tmp_path_factory, WEB_CONCURRENCY="1", WEB_BODY_TIMEOUT="2")
 
 
 def test_a_body_that_stops_arriving_is_a_400_after_web_body_timeout_and_the_connection_closes(impatient_server):
