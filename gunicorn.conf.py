@@ -67,7 +67,7 @@ preload_app = True
 control_socket_disable = True
 
 
-def when_ready(server: object) -> None:
+def when_ready(server: Any) -> None:
     """After the preloaded app (and its model) is built, before the workers fork.
 
     The model lives as long as the server: frozen out of the cyclic GC, its
@@ -75,6 +75,19 @@ def when_ready(server: object) -> None:
     worker's memory by the GC touching their pages.
     """
     gc.freeze()
+    # With reuse_port the workers open the sockets, so gunicorn's own "Listening at" line has no address.
+    server.log.info("Listening at: %s, a socket per worker (reuse_port)", ", ".join(server.cfg.bind))
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Free the frozen objects while the worker's modules still exist.
+
+    Left to the interpreter's teardown, the logging handlers among them are
+    freed after gevent's patched threading module has been cleared, and each
+    worker printed a TypeError traceback as it exited (gevent/gevent#2148).
+    """
+    gc.unfreeze()
+    gc.collect()
 
 
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,17 +28,19 @@ RIDE_JSON = b'{"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}'
 LIMIT = Settings().web_max_body_bytes
 
 
-def _gunicorn(model_bin: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str) -> Iterator[Server]:
+def _gunicorn(
+    model_bin: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
+) -> AbstractContextManager[Server]:
     """The project's gunicorn from the repo root, serving ``model_bin`` with these settings (environment variables)."""
     env = {**os.environ, "MODEL_URI": str(model_bin), **settings}
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log) as running:
-        yield running
+    return running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log)
 
 
 @pytest.fixture(scope="module")
 def server(model_bin, tmp_path_factory) -> Iterator[Server]:
-    yield from _gunicorn(model_bin, tmp_path_factory, MODEL_VERSION="gunicorn-test", WEB_CONCURRENCY="2")
+    with _gunicorn(model_bin, tmp_path_factory, MODEL_VERSION="gunicorn-test", WEB_CONCURRENCY="2") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -195,10 +197,24 @@ def test_a_client_that_trickles_its_headers_is_dropped_after_keepalive_seconds(s
     assert dropped_after < 5  # gunicorn.conf.py's keepalive is 2 s; the next send or two notice
 
 
+def test_a_server_stopped_by_sigterm_answers_then_exits_with_no_traceback_in_its_log(model_bin, tmp_path_factory):
+    # One worker, so that its answer proves it is up: a worker still booting when SIGTERM
+    # comes is killed after gunicorn's graceful timeout instead of exiting.
+    with _gunicorn(model_bin, tmp_path_factory, WEB_CONCURRENCY="1") as server:
+        assert requests.post(f"{server.url}/predict", json=RIDE, timeout=5).status_code == 200
+    # Leaving the block sent SIGTERM and waited for the master, which waits for its worker.
+
+    log = server.log_text()
+    assert "Worker exiting" in log
+    assert "Traceback" not in log
+    assert "Exception ignored" not in log
+
+
 @pytest.fixture(scope="module")
 def impatient_server(model_bin, tmp_path_factory) -> Iterator[Server]:
     """One worker, which waits 2 s for more of a request body (WEB_BODY_TIMEOUT) rather than 30."""
-    yield from _gunicorn(model_bin, tmp_path_factory, WEB_CONCURRENCY="1", WEB_BODY_TIMEOUT="2")
+    with _gunicorn(model_bin, tmp_path_factory, WEB_CONCURRENCY="1", WEB_BODY_TIMEOUT="2") as running:
+        yield running
 
 
 def test_a_body_that_stops_arriving_is_a_400_after_web_body_timeout_and_the_connection_closes(impatient_server):
