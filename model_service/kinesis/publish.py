@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
 from model_service.errors import InvalidSetting, StreamUnavailable
-from model_service.kinesis.records import MAX_RECORD_BYTES
+from model_service.kinesis.records import MAX_RECORD_BYTES, record_size
 
 if TYPE_CHECKING:
     from model_service.config import Settings
@@ -137,8 +137,8 @@ _Entry = tuple[R, dict[str, Any], int]
 
 def entry(record: R) -> _Entry[R]:
     """The record encoded once, with what a PutRecords call needs of it."""
-    data = record.payload()
-    return record, {"Data": data, "PartitionKey": record.partition_key}, len(data) + len(record.partition_key.encode())
+    data, key = record.payload(), record.partition_key
+    return record, {"Data": data, "PartitionKey": key}, record_size(data, key)
 
 
 def chunks(entries: Sequence[_Entry[R]]) -> Iterator[list[_Entry[R]]]:
@@ -345,7 +345,3 @@ class Publishers:
             dead_letters=KinesisPublisher(client, settings.dead_letter_stream_name),
             margin_seconds=settings.publish_margin_seconds,
         )
-
-    @classmethod
-    def collecting(cls) -> Publishers:
-        return cls(CollectingPublisher(), CollectingPublisher())
