@@ -32,7 +32,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _resolve(args: argparse.Namespace) -> int:
-    from model_service.errors import ModelLoadError
     from model_service.registry import prepare_deployment
 
     s3 = None
@@ -40,17 +39,13 @@ def _resolve(args: argparse.Namespace) -> int:
         import boto3
 
         s3 = boto3.client("s3")
-    try:
-        model = prepare_deployment(
-            args.model_uri,
-            upload_to=args.upload_to,
-            s3=s3,
-            allow_pickle=args.allow_pickle,
-            tracking_uri=args.tracking_uri,
-        )
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model = prepare_deployment(
+        args.model_uri,
+        upload_to=args.upload_to,
+        s3=s3,
+        allow_pickle=args.allow_pickle,
+        tracking_uri=args.tracking_uri,
+    )
     resolved = model.resolved
     print(f"{resolved.uri} is version {resolved.version}, at {resolved.artifact_uri}", file=sys.stderr)
     print(f"checked: it loads and predicts as the function will serve it ({model.description})", file=sys.stderr)
@@ -219,7 +214,6 @@ def _tail(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import boto3
 
-    from model_service.errors import ModelLoadError, StreamUnavailable
     from model_service.kinesis.processor import StreamBatchProcessor
     from model_service.kinesis.publish import Publishers
     from stream_tools.replay import Replayer
@@ -231,11 +225,7 @@ def _replay(args: argparse.Namespace) -> int:
         from model_service.kinesis.rides import ride_processor
         from model_service.service import PredictionService
 
-        try:
-            service = PredictionService.load(args.model_uri, settings.model_version)
-        except ModelLoadError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        service = PredictionService.load(args.model_uri, settings.model_version)
         input_stream = settings.input_stream_name
         processor = ride_processor(service, Publishers.for_streams(settings.predictions_stream_name, settings))
     else:
@@ -247,11 +237,8 @@ def _replay(args: argparse.Namespace) -> int:
     replayer = Replayer(
         boto3.client("sqs"), reading_client(), processor, input_stream, seconds_per_batch=args.seconds_per_batch
     )
-    try:
-        report = replayer.replay(args.queue_url)
-    except StreamUnavailable as exc:  # the message being replayed stays on the queue, as do the rest
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # A StreamUnavailable ends the run (status 2, from main); the message being replayed stays on the queue.
+    report = replayer.replay(args.queue_url)
     print(f"batches:       {report.batches} on the queue, {report.replayed} replayed and deleted")
     print(f"records:       {report.records}")
     print(f"published:     {report.published} output events, {report.dead_letters} dead letters")
@@ -448,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; what the user must fix (a ServiceError, a bad value or path) is one line and status 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
