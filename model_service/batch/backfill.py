@@ -15,6 +15,7 @@ bounded; boto3's standard retry mode backs off when Lambda throttles.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import time
@@ -41,15 +42,9 @@ class MonthOutcome:
     error: str | None = None
 
     @classmethod
-    def from_result(cls, result: MonthResult, seconds: float) -> MonthOutcome:
+    def from_result(cls, result: MonthResult) -> MonthOutcome:
         report = result.report
-        return cls(
-            result.month,
-            result.status,
-            report.rows if report else None,
-            report.unpredicted if report else None,
-            seconds,
-        )
+        return cls(result.month, result.status, report.rows if report else None, report.unpredicted if report else None)
 
 
 OnDone = Callable[[MonthOutcome], None]
@@ -148,14 +143,13 @@ class _LocalJob:
             cls.load_error = exc
 
     def __call__(self, month: Month) -> MonthOutcome:
-        def score() -> MonthOutcome:
-            if self.load_error is not None:
-                raise self.load_error
-            result = score_month(self.service, self.taxi_type, month, self.settings, skip_existing=self.skip_existing)
-            return MonthOutcome.from_result(result, time.perf_counter() - start)
+        return _timed(month, self._score)
 
-        start = time.perf_counter()
-        return _guarded(month, start, score)
+    def _score(self, month: Month) -> MonthOutcome:
+        if self.load_error is not None:
+            raise self.load_error
+        result = score_month(self.service, self.taxi_type, month, self.settings, skip_existing=self.skip_existing)
+        return MonthOutcome.from_result(result)
 
 
 class _LambdaJob:
@@ -168,33 +162,32 @@ class _LambdaJob:
         self.skip_existing = skip_existing
 
     def __call__(self, month: Month) -> MonthOutcome:
-        def invoke() -> MonthOutcome:
-            event = {"taxi_type": self.taxi_type, "month": str(month), "skip_existing": self.skip_existing}
-            response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
-            answer = json.loads(response["Payload"].read() or b"null")
-            seconds = time.perf_counter() - start
-            if response.get("FunctionError"):
-                error = answer.get("errorMessage", answer) if isinstance(answer, dict) else answer
-                return MonthOutcome(month, "failed", seconds=seconds, error=str(error))
-            return MonthOutcome(month, answer["status"], answer["rows"], answer["unpredicted"], seconds)
+        return _timed(month, self._invoke)
 
-        start = time.perf_counter()
-        return _guarded(month, start, invoke)
+    def _invoke(self, month: Month) -> MonthOutcome:
+        event = {"taxi_type": self.taxi_type, "month": str(month), "skip_existing": self.skip_existing}
+        response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(event).encode())
+        answer = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            error = answer.get("errorMessage", answer) if isinstance(answer, dict) else answer
+            return MonthOutcome(month, "failed", error=str(error))
+        return MonthOutcome(month, answer["status"], answer["rows"], answer["unpredicted"])
 
 
-def _guarded(month: Month, start: float, score: Callable[[], MonthOutcome]) -> MonthOutcome:
-    """Any error while scoring one month becomes a failed outcome, so the other months go on.
+def _timed(month: Month, score: Callable[[Month], MonthOutcome]) -> MonthOutcome:
+    """``score(month)`` with the seconds it took; any error becomes a failed outcome, so the other months go on.
 
     The input's faults (ServiceError) read as their message; anything else (an S3
     or Lambda outage, a bug) also names its type.
     """
+    start = time.perf_counter()
     try:
-        return score()
+        outcome = score(month)
     except ServiceError as exc:
-        error = str(exc)
+        outcome = MonthOutcome(month, "failed", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one month's failure must not abort the backfill; it is reported
-        error = f"{type(exc).__name__}: {exc}"
-    return MonthOutcome(month, "failed", seconds=time.perf_counter() - start, error=error)
+        outcome = MonthOutcome(month, "failed", error=f"{type(exc).__name__}: {exc}")
+    return dataclasses.replace(outcome, seconds=time.perf_counter() - start)
 
 
 def _as_completed(pool: Executor, job: Callable[[Month], MonthOutcome], months: list[Month]) -> Iterator[MonthOutcome]:
