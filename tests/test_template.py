@@ -101,3 +101,17 @@ def test_dead_letters_alarm_on_their_share_of_the_records_in(template):
 def test_each_output_stream_has_an_alarm_on_write_throttling(template):
     watched = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms_on(template, "WriteProvisionedThroughputExceeded")}
     assert watched == set(OUTPUT_STREAMS)
+
+
+def test_every_function_that_loads_the_model_gets_the_same_model_settings(template):
+    loaders = {
+        name: function["Properties"]["Environment"]["Variables"]
+        for name, function in resources(template, "AWS::Serverless::Function").items()
+        if "MODEL_URI" in function["Properties"]["Environment"]["Variables"]
+    }
+
+    assert set(loaders) == {"PredictionFunction", "ScoringFunction"}
+    for variables in loaders.values():
+        assert variables["MODEL_VERSION"] == {"Ref": "ModelVersion"}
+        assert variables["MODEL_ALLOW_PICKLE"] == {"Ref": "ModelAllowPickle"}
+    assert loaders["PredictionFunction"]["MODEL_URI"] == loaders["ScoringFunction"]["MODEL_URI"]
