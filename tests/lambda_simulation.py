@@ -22,6 +22,7 @@ module, loaded as Lambda loads it; only its clock is the simulation's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,11 @@ class SimulatedContext(LocalContext):
         return max(0, int((self.ends_at - self.clock.now) * 1000))
 
 
+def at_default(template: dict[str, Any], value: Any) -> Any:
+    """``value``, or the default of the parameter it refers to (``{"Ref": name}``)."""
+    return template["Parameters"][value["Ref"]].get("Default") if isinstance(value, dict) and "Ref" in value else value
+
+
 @dataclass(frozen=True)
 class EventSourceSettings:
     """What Lambda's retries depend on, as template.yaml deploys them."""
@@ -76,13 +82,13 @@ class EventSourceSettings:
     retention_seconds: float
 
     @classmethod
+    @functools.cache
     def from_template(cls, function: str = "PredictionFunction") -> EventSourceSettings:
         """The settings of ``function``'s Kinesis event source, the template's parameters at their defaults."""
         template = parse_template(TEMPLATE.read_text())
-        values = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
 
         def resolve(value: Any) -> Any:
-            return values[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value
+            return at_default(template, value)
 
         properties = template["Resources"][function]["Properties"]
         (source,) = (e["Properties"] for e in properties["Events"].values() if e["Type"] == "Kinesis")
@@ -101,15 +107,10 @@ class EventSourceSettings:
 
 @dataclass
 class Invocation:
-    started: float
-    seconds: float
-    records: int
+    seconds: float = 0.0
     response: Any = None
     error: BaseException | None = None
-
-    @property
-    def timed_out(self) -> bool:
-        return isinstance(self.error, TimeoutError)
+    """What the handler raised, or a TimeoutError when it ran past the function's timeout."""
 
 
 @dataclass
@@ -166,7 +167,7 @@ class SimulatedEventSource:
         self.before_invocation(self.clock.now)
         started = self.clock.now
         context = SimulatedContext(self.clock, self.settings.timeout_seconds)
-        invocation = Invocation(started, 0.0, len(batch))
+        invocation = Invocation()
         try:
             invocation.response = self.handler({"Records": batch}, context)
         except Exception as exc:  # noqa: BLE001 - any error fails the invocation, as in Lambda

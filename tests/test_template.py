@@ -8,7 +8,7 @@ import pytest
 
 from local_stack.aws import TEMPLATE
 from local_stack.deploy import parse_template
-from tests.lambda_simulation import EventSourceSettings
+from tests.lambda_simulation import EventSourceSettings, at_default
 
 FUNCTIONS = ("PredictionFunction", "DecisionFunction")
 OUTPUT_STREAMS = ("PredictionsStream", "DecisionsStream", "DeadLetterStream")
@@ -22,10 +22,6 @@ def template() -> dict[str, Any]:
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
-
-
-def default(template: dict[str, Any], value: Any) -> Any:
-    return template["Parameters"][value["Ref"]]["Default"] if isinstance(value, dict) and "Ref" in value else value
 
 
 def alarms_on(template: dict[str, Any], metric: str) -> list[dict[str, Any]]:
@@ -43,7 +39,7 @@ def alarms_on(template: dict[str, Any], metric: str) -> list[dict[str, Any]]:
 
 def test_every_stream_keeps_its_records_a_week_by_default(template):
     for name, stream in resources(template, "AWS::Kinesis::Stream").items():
-        assert default(template, stream["Properties"]["RetentionPeriodHours"]) >= 168, name
+        assert at_default(template, stream["Properties"]["RetentionPeriodHours"]) >= 168, name
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
