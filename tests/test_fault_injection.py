@@ -223,6 +223,7 @@ def test_a_missing_dead_letter_stream_fails_the_invocation_until_it_is_created(h
     source = harness.run(data, before=missing_for(harness, DEAD_LETTERS, 7200))
 
     harness.assert_every_record_accounted_for(data, source)
+    assert "ResourceNotFoundException" in str(source.invocations[0].error)
     assert len(dead_letters(harness)) >= len(MALFORMED)
 
 
