@@ -1,29 +1,41 @@
 """How the model behaves on real rides: what a longer trip, a renamed ride or an extra field does to a prediction.
 
-Rides go through the same decoding and validation as on the Lambda path, so
-these hold for what the service serves, not only for the bare estimator.
+Rides go through the prediction function's own processor (decoding,
+validation, one model call, the prediction events), so these hold for what
+the service serves, not only for the bare estimator.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
-from model_service.kinesis.decode import decode_ride_event
+from model_service.kinesis.events import PredictionEvent
+from model_service.kinesis.publish import CollectingPublisher, Deadline, Publishers
+from model_service.kinesis.rides import ride_processor
 from model_service.service import PredictionService
+from stream_tools.local_invoke import kinesis_event
 from stream_tools.producer import ride_event
 from tests.model.conftest import course_model
 
 pytestmark = pytest.mark.shared_data
 
 
+def prediction_events(model: PredictionService, events: list[dict]) -> list[PredictionEvent]:
+    """The prediction events the prediction function publishes for these ride events, one each, in order."""
+    predictions, dead_letters = CollectingPublisher(), CollectingPublisher()
+    records = KinesisStreamEvent(kinesis_event(json.dumps(e).encode() for e in events)).records
+    ride_processor(model, Publishers(predictions, dead_letters)).process(records, Deadline.after(60))
+    assert dead_letters.take() == [], "every ride here is valid"
+    return [record.event for record in predictions.take()]
+
+
 def served(model: PredictionService, events: list[dict]) -> list[float]:
-    """Predictions for ride events as the prediction function makes them: decoded from JSON, one model call."""
-    decoded = [decode_ride_event(base64.b64encode(json.dumps(e).encode()).decode()) for e in events]
-    return model.predict([event["ride"] for event in decoded])
+    """Minutes predicted for ride events as the prediction function predicts them."""
+    return [event["prediction"]["ride_duration"] for event in prediction_events(model, events)]
 
 
 def with_distance(ride: dict, distance: float) -> dict:
@@ -38,11 +50,12 @@ def test_a_longer_trip_between_the_same_zones_is_never_predicted_shorter(model, 
     assert all(b >= a for a, b in zip(shorter, longer, strict=True))
 
 
-def test_the_ride_id_changes_nothing(model, february_rides):
+def test_the_ride_id_changes_nothing_but_the_ride_id_it_is_published_with(model, february_rides):
     rides = february_rides[:200]
-    as_numbers = served(model, [ride_event(i, **_fields(r)) for i, r in enumerate(rides)])
-    as_text = served(model, [ride_event(f"2021/02_{i}", **_fields(r)) for i, r in enumerate(rides)])
-    assert as_numbers == as_text
+    as_numbers = prediction_events(model, [ride_event(i, **_fields(r)) for i, r in enumerate(rides)])
+    as_text = prediction_events(model, [ride_event(f"2021/02_{i}", **_fields(r)) for i, r in enumerate(rides)])
+    assert [e["prediction"]["ride_duration"] for e in as_numbers] == [e["prediction"]["ride_duration"] for e in as_text]
+    assert [e["prediction"]["ride_id"] for e in as_text] == [f"2021/02_{i}" for i in range(len(rides))]
 
 
 def test_extra_fields_change_nothing(model, february_rides):
