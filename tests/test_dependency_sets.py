@@ -78,16 +78,6 @@ def imported_distributions(code: str, **env: str) -> Imported:
     return Imported({top: {normalized(d) for d in dists} for top, dists in owners.items()})
 
 
-def test_the_prediction_function_serves_a_trained_model_with_the_lambda_category_alone(mlflow_model_dir):
-    imported = imported_distributions("import lambda_function", MODEL_URI=str(mlflow_model_dir))
-    assert_covered(imported, "lambda")
-    assert not imported.distributions & HEAVY
-
-
-def test_the_decision_function_needs_the_lambda_category_alone():
-    assert_covered(imported_distributions("import decision_function"), "lambda")
-
-
 def lambda_images() -> dict[str, tuple[list[str], list[str]]]:
     """Each Dockerfile target that installs categories: (the categories, the ``*_function.py`` handlers it copies)."""
     images = {}
@@ -100,7 +90,8 @@ def lambda_images() -> dict[str, tuple[list[str], list[str]]]:
     return images
 
 
-IMAGE_HANDLERS = [(image, handler) for image, (_, handlers) in lambda_images().items() for handler in handlers]
+IMAGES = lambda_images()
+IMAGE_HANDLERS = [(image, handler) for image, (_, handlers) in IMAGES.items() for handler in handlers]
 
 
 def test_every_handler_is_in_an_image():
@@ -108,9 +99,18 @@ def test_every_handler_is_in_an_image():
 
 
 @pytest.mark.parametrize(("image", "handler"), IMAGE_HANDLERS)
-def test_every_handler_needs_only_the_categories_its_image_installs(image, handler, mlflow_model_dir):
+def test_every_handler_serves_a_trained_model_with_only_the_categories_its_image_installs(
+    image, handler, mlflow_model_dir
+):
     imported = imported_distributions(f"import {handler}", MODEL_URI=str(mlflow_model_dir))
-    assert_covered(imported, *lambda_images()[image][0])
+    assert_covered(imported, *IMAGES[image][0])
+
+
+def test_the_stream_functions_image_installs_nothing_heavy():
+    """With the test above, the prediction and decision functions import no scikit-learn, MLflow or pandas."""
+    assert IMAGES["lambda"][1] == ["lambda_function", "decision_function"]
+    assert not locked(*IMAGES["lambda"][0]) & HEAVY
+    assert not set(OPTIONAL) & HEAVY
 
 
 def test_a_forest_needs_the_sklearn_category_on_top(forest_model_dir):
