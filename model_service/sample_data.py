@@ -7,8 +7,13 @@ model trained on them learns something.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+COURSE_MONTHS = ("green_tripdata_2021-01.parquet", "green_tripdata_2021-02.parquet")
+"""The course's training and validation months."""
 
 
 def make_trips(n: int, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame:
@@ -36,3 +41,19 @@ def make_trips(n: int, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame
             "trip_type": np.full(n, 1.0),
         }
     )
+
+
+def training_months(shared_data: Path, directory: Path, rows: int = 60_000) -> tuple[Path, Path]:
+    """The course's January and February 2021 from ``shared_data``, or generated look-alikes in ``directory``.
+
+    Generated files are written once, ``rows`` trips each, and kept for the next run.
+    """
+    if all((shared_data / name).exists() for name in COURSE_MONTHS):
+        return shared_data / COURSE_MONTHS[0], shared_data / COURSE_MONTHS[1]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = (directory / COURSE_MONTHS[0], directory / COURSE_MONTHS[1])
+    for path, start, seed in zip(paths, ("2021-01-01", "2021-02-01"), (1, 2), strict=True):
+        if not path.exists():
+            print(f"generating TLC-shaped trips in {path} ({shared_data} is absent)", flush=True)
+            make_trips(rows, seed=seed, start=start).to_parquet(path)
+    return paths

@@ -47,18 +47,9 @@ SHOWN_PREDICTIONS = 10
 
 def trip_months() -> tuple[Path, Path]:
     """January and February 2021: the TLC files from ../shared, or generated look-alikes."""
-    names = ("green_tripdata_2021-01.parquet", "green_tripdata_2021-02.parquet")
-    if all((SHARED_DATA / n).exists() for n in names):
-        return SHARED_DATA / names[0], SHARED_DATA / names[1]
-    from model_service.sample_data import make_trips
+    from model_service.sample_data import training_months
 
-    DATA.mkdir(exist_ok=True)
-    paths = (DATA / names[0], DATA / names[1])
-    for path, start, seed in zip(paths, ("2021-01-01", "2021-02-01"), (1, 2), strict=True):
-        if not path.exists():
-            print(f"generating TLC-shaped trips in {path} (../shared/data is absent)")
-            make_trips(60_000, seed=seed, start=start).to_parquet(path)
-    return paths
+    return training_months(SHARED_DATA, DATA)
 
 
 def ensure_model() -> str:
