@@ -108,14 +108,7 @@ def main() -> None:
     parameters = dict(p.split("=", 1) for p in args.param)
 
     with tempfile.TemporaryDirectory() as tmp, local_aws.running_localstack(free_port()) as localstack:
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": localstack.endpoint,
-                "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_DEFAULT_REGION": local_aws.REGION,
-            }
-        )
+        os.environ.update(local_aws.client_environment(localstack.endpoint))
         clients = local_aws.Clients(localstack.endpoint)
         local_aws.upload_model(clients, save_mlflow_model(generated_pipeline(), Path(tmp) / "model"))
         deployed_at = time.monotonic()

@@ -17,13 +17,11 @@ import boto3
 import pytest
 
 from local_stack import aws as local_aws
-from local_stack.aws import CREDENTIALS, wait_until
+from local_stack.aws import client_environment, wait_until
 from model_service.cli import main
-from model_service.config import Settings
-from model_service.kinesis.publish import KinesisPublisher, kinesis_client
-from stream_tools.producer import RideRecord, produce
 from stream_tools.tail import StreamTail
 from tests.factories import ride_payload
+from tests.streams import put
 
 STACK_NAME = "ride-duration-replay-it"
 PARAMETERS = {
@@ -54,26 +52,19 @@ def test_a_batch_given_up_on_purpose_is_replayed_into_the_predictions_it_would_h
 ):
     tag = uuid.uuid4().hex[:8]
     queue_url = stack.outputs["PredictionFailedBatchQueueUrl"]
-    rides = [
-        RideRecord(f"{tag}-{i}", json.dumps(ride_payload(f"{tag}-{i}", distance=1 + i)).encode()) for i in range(8)
-    ]
-    publisher = KinesisPublisher(
-        kinesis_client(Settings(), endpoint_url=localstack.endpoint, **CREDENTIALS), stack.input_stream
-    )
-    assert produce(publisher, rides).failed == 0
+    ride_ids = [f"{tag}-{i}" for i in range(8)]
+    payloads = [json.dumps(ride_payload(ride_id, distance=1 + i)).encode() for i, ride_id in enumerate(ride_ids)]
+    put(localstack.endpoint, stack.input_stream, payloads)
 
     with phase("the event source gives the batch up"):
         wait_until(lambda: messages(clients, queue_url) > 0, 120, "the batch on the on-failure queue")
     body = json.loads(clients("sqs").receive_message(QueueUrl=queue_url, VisibilityTimeout=0)["Messages"][0]["Body"])
     batch = body["KinesisBatchInfo"]
-    assert batch["batchSize"] == len(rides)
+    assert batch["batchSize"] == len(ride_ids)
     assert not StreamTail(clients("kinesis"), stack.predictions_stream).events(), "no prediction came out"
 
     for name, value in {
-        "AWS_ENDPOINT_URL": localstack.endpoint,
-        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-        "AWS_DEFAULT_REGION": CREDENTIALS["region_name"],
+        **client_environment(localstack.endpoint),
         "INPUT_STREAM_NAME": stack.input_stream,
         "PREDICTIONS_STREAM_NAME": stack.predictions_stream,
         "DEAD_LETTER_STREAM_NAME": stack.dead_letter_stream,
@@ -88,7 +79,7 @@ def test_a_batch_given_up_on_purpose_is_replayed_into_the_predictions_it_would_h
     assert "1 replayed and deleted" in out
 
     predictions = StreamTail(clients("kinesis"), stack.predictions_stream).events()
-    assert sorted(p["prediction"]["ride_id"] for p in predictions) == sorted(r.ride_id for r in rides)
+    assert sorted(p["prediction"]["ride_id"] for p in predictions) == sorted(ride_ids)
     first, last = int(batch["startSequenceNumber"]), int(batch["endSequenceNumber"])
     for prediction in predictions:
         stream, shard, sequence_number = prediction["event_id"].split(":")

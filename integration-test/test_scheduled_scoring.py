@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from local_stack.aws import wait_until
+from local_stack.aws import client_environment, wait_until
 from model_service.cli import main
 from model_service.sample_data import make_trips
 from model_service.service import PredictionService
@@ -156,12 +156,7 @@ def test_a_missing_month_lands_in_the_dead_letter_queue_with_its_reason(clients,
 def test_a_backfill_on_the_function_scores_each_month_and_then_skips_them(
     clients, stack, trips, localstack, monkeypatch, capsys
 ):
-    for name, value in {
-        "AWS_ENDPOINT_URL": localstack.endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for name, value in client_environment(localstack.endpoint).items():
         monkeypatch.setenv(name, value)
     command = ["backfill", "--function", stack.outputs["ScoringFunctionName"], "--from", "2021-01", "--to", "2021-02"]
 

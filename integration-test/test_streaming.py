@@ -15,31 +15,17 @@ from collections.abc import Callable
 
 import pytest
 
-from local_stack.aws import CREDENTIALS, MODEL_BUCKET, upload_model, wait_until
-from model_service.config import Settings
-from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+from local_stack.aws import MODEL_BUCKET, upload_model, wait_until
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
-from stream_tools.producer import RideRecord, produce
 from stream_tools.tail import StreamTail
 from tests.factories import ride_payload
+from tests.streams import put
 
 DELIVERY_TIMEOUT = 90
 THROTTLED_SECONDS = 30
 LOG_DELAY_SECONDS = 30
 """Longer than the 1.5 s of retries that once gave a batch up; shorter than the function's 60 s timeout."""
-
-
-def ride(ride_id: str, pu: int = 130, do: int = 205, distance: float = 3.66) -> dict:
-    return ride_payload(ride_id, pu, do, distance)
-
-
-def put(localstack, stream: str, payloads: list[bytes]) -> None:
-    """Put records as the producer does: entries Kinesis refuses are sent again."""
-    client = kinesis_client(Settings(), endpoint_url=localstack.endpoint, **CREDENTIALS)
-    records = [RideRecord(f"record-{i}", payload) for i, payload in enumerate(payloads)]
-    report = produce(KinesisPublisher(client, stream), records, retry_seconds=60)
-    assert report.failed == 0, f"{report.failed} records could not be put on {stream}"
 
 
 def function_log_records(clients, function_name: str, since: float = 0) -> list[dict]:
@@ -120,8 +106,8 @@ def prediction_for(tag: str) -> Callable[[dict], bool]:
 def test_each_ride_becomes_one_prediction_with_the_offline_value_and_version(localstack, stack, tails, tag, offline):
     for tail in tails.values():
         tail.poll()
-    rides = [ride(f"{tag}-{i}", pu=10 + i, do=50 + i, distance=0.5 + i) for i in range(20)]
-    put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
+    rides = [ride_payload(f"{tag}-{i}", pu=10 + i, do=50 + i, distance=0.5 + i) for i in range(20)]
+    put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
     events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions")
     by_ride = {e["prediction"]["ride_id"]: e for e in events}
@@ -136,9 +122,9 @@ POISON = {
     "not JSON": b"{'ride': 130}",
     "not UTF-8": b"\xff\xfe\xfd",
     "JSON array": b"[130, 205, 3.66]",
-    "missing ride_id": json.dumps({"ride": ride("x")["ride"]}).encode(),
-    "string location": json.dumps(ride("x", pu="130")).encode(),
-    "negative distance": json.dumps(ride("x", distance=-1)).encode(),
+    "missing ride_id": json.dumps({"ride": ride_payload("x")["ride"]}).encode(),
+    "string location": json.dumps(ride_payload("x", pu="130")).encode(),
+    "negative distance": json.dumps(ride_payload("x", distance=-1)).encode(),
     "NaN distance": b'{"ride": {"PULocationID": 1, "DOLocationID": 2, "trip_distance": NaN}, "ride_id": "x"}',
 }
 
@@ -147,8 +133,12 @@ def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(localstack,
     for tail in tails.values():
         tail.poll()
     bad = {kind: payload.replace(b'"x"', json.dumps(f"{tag}-{kind}").encode()) for kind, payload in POISON.items()}
-    payloads = [json.dumps(ride(f"{tag}-first")).encode(), *bad.values(), json.dumps(ride(f"{tag}-last")).encode()]
-    put(localstack, stack.input_stream, payloads)
+    payloads = [
+        json.dumps(ride_payload(f"{tag}-first")).encode(),
+        *bad.values(),
+        json.dumps(ride_payload(f"{tag}-last")).encode(),
+    ]
+    put(localstack.endpoint, stack.input_stream, payloads)
 
     predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions around the poison")
     assert {e["prediction"]["ride_id"] for e in predictions} == {f"{tag}-first", f"{tag}-last"}
@@ -167,8 +157,8 @@ def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(localstack,
 def test_decision_step_decides_every_predicted_ride(localstack, stack, tails, tag):
     for tail in tails.values():
         tail.poll()
-    rides = [ride(f"{tag}-short", distance=0.5), ride(f"{tag}-long", pu=1, do=265, distance=400)]
-    put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
+    rides = [ride_payload(f"{tag}-short", distance=0.5), ride_payload(f"{tag}-long", pu=1, do=265, distance=400)]
+    put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
     predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions")
     decisions = collect(tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), 2, "decisions")
@@ -184,11 +174,11 @@ def test_decision_step_decides_every_predicted_ride(localstack, stack, tails, ta
 def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, stack, tails, tag, localstack):
     for tail in tails.values():
         tail.poll()
-    rides = [ride(f"{tag}-{i}", distance=1 + i % 10) for i in range(60)]
+    rides = [ride_payload(f"{tag}-{i}", distance=1 + i % 10) for i in range(60)]
     localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.5)
     try:
         for start in range(0, len(rides), 10):  # several batches, so both functions publish many times
-            put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
+            put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
             time.sleep(1.5)
         events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions under throttling")
         decisions = collect(
@@ -224,9 +214,9 @@ def test_a_throttling_window_of_30_seconds_is_waited_out_within_the_invocation(c
     """Every PutRecords entry refused for 30 s, from before the function first publishes the rides."""
     for tail in tails.values():
         tail.poll()
-    rides = [ride(f"{tag}-{i}", distance=1 + i) for i in range(20)]
+    rides = [ride_payload(f"{tag}-{i}", distance=1 + i) for i in range(20)]
     started = time.time()
-    put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
+    put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
     # The rides reach the function a second or more from now (a shard poll); every publish from now is refused.
     localstack.set_config("KINESIS_ERROR_PROBABILITY", 1.0)
     try:
@@ -273,8 +263,8 @@ def test_model_that_cannot_load_fails_clearly_and_loses_no_ride(clients, localst
     try:
         for tail in tails.values():
             tail.poll()
-        rides = [ride(f"{tag}-{i}") for i in range(5)]
-        put(localstack, stack.input_stream, [json.dumps(r).encode() for r in rides])
+        rides = [ride_payload(f"{tag}-{i}") for i in range(5)]
+        put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
         response = lam.invoke(FunctionName=stack.prediction_function, Payload=json.dumps({"Records": []}))
         error = json.loads(response["Payload"].read())

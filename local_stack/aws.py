@@ -34,6 +34,16 @@ TEMPLATE_BUCKET = "ride-duration-deploy"
 """Where deploy puts the template, as sam deploy puts it in its own bucket."""
 
 
+def client_environment(endpoint: str) -> dict[str, str]:
+    """The environment that points boto3, and so every command of the project, at ``endpoint``."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": CREDENTIALS["region_name"],
+    }
+
+
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
     """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout

@@ -283,14 +283,7 @@ def local(args: argparse.Namespace) -> int:
 
     try:
         with demo_localstack(args.port) as localstack:
-            os.environ.update(
-                {
-                    "AWS_ENDPOINT_URL": localstack.endpoint,
-                    "AWS_ACCESS_KEY_ID": "test",
-                    "AWS_SECRET_ACCESS_KEY": "test",
-                    "AWS_DEFAULT_REGION": local_aws.REGION,
-                }
-            )
+            os.environ.update(local_aws.client_environment(localstack.endpoint))
             return stream_rides(args, local_aws, localstack.endpoint, ensure_model())
     except LocalStackError as exc:  # raised only by the start: the port is taken, or LocalStack does not come up
         print(f"error: {exc}", file=sys.stderr)
