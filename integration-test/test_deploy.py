@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 
 import pytest
 
 from local_stack import deploy
 from local_stack.aws import TEMPLATE, wait_until
 from stream_tools.tail import StreamTail
+from tests.mlflow_store import registered_champion
 
 
 @pytest.fixture(scope="module")
@@ -91,26 +93,17 @@ def test_zip_functions_deployed_by_the_cli_predict_rides(localstack, clients, mo
 
 
 @pytest.fixture
-def registered_model(tmp_path, monkeypatch) -> str:
+def registered_model(tmp_path) -> Iterator[str]:
     """A model logged as training logs it, registered as ride-duration version 1 with the alias champion."""
-    import mlflow
-
     from model_service.features import features_for_frame
     from model_service.sample_data import make_trips
-    from model_service.training import build_pipeline, log_model
+    from model_service.training import build_pipeline
     from model_service.trips import add_duration
 
-    monkeypatch.chdir(tmp_path)
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
-    mlflow.set_tracking_uri(tracking)
-    mlflow.set_experiment("ride-duration")  # not the experiment id another store made current
     trips = add_duration(make_trips(2000, seed=3))
     pipeline = build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
-    with mlflow.start_run():
-        info = log_model(pipeline, registered_model_name="ride-duration")
-    mlflow.MlflowClient().set_registered_model_alias("ride-duration", "champion", info.registered_model_version)
-    return "models:/ride-duration@champion"
+    with registered_champion(pipeline, tmp_path):
+        yield "models:/ride-duration@champion"
 
 
 def test_a_registered_model_is_resolved_copied_under_its_version_and_served_as_it(

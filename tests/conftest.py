@@ -11,6 +11,7 @@ import pytest
 from model_service.features import features_for_frame
 from model_service.sample_data import make_trips
 from model_service.trips import add_duration
+from tests.mlflow_store import registered_champion
 
 PREDICTIONS = "ride_predictions"
 DEAD_LETTERS = "ride_dead_letters"
@@ -86,21 +87,8 @@ def registry(tmp_path_factory, fitted_pipeline):
 
     Built once per test module; yields the run id. MLFLOW_TRACKING_URI points at it meanwhile.
     """
-    import mlflow
-
-    from model_service.training import log_model
-
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("ride-duration")  # not the experiment id another store made current
-        with mlflow.start_run() as run:
-            info = log_model(fitted_pipeline, registered_model_name="ride-duration")
-        mlflow.MlflowClient().set_registered_model_alias("ride-duration", "champion", info.registered_model_version)
-        yield run.info.run_id
+    with registered_champion(fitted_pipeline, tmp_path_factory.mktemp("registry")) as run_id:
+        yield run_id
 
 
 @pytest.fixture
