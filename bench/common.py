@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import platform
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -86,13 +88,9 @@ def trained_model(workdir: Path) -> tuple[Path, str]:
         description = "trained by the project on generated trips (../shared is absent)"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the report, not a progress bar
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
-    cwd = Path.cwd()
-    os.chdir(workdir)  # MLflow writes its artifacts under the working directory
-    try:
+    with contextlib.chdir(workdir):  # MLflow writes its artifacts under the working directory
         result = train(train_path, val_path, tracking_uri=tracking, register=False)
         model_dir = mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(workdir / "model"))
-    finally:
-        os.chdir(cwd)
     return Path(model_dir), description
 
 
@@ -128,13 +126,18 @@ def save_mlflow_model(pipeline, path: Path) -> Path:
     return path
 
 
-def as_mlflow_model(model_bin: Path, path: Path) -> Path:
-    """A course model.bin's (DictVectorizer, regressor) as the MLflow model training would log: the same weights."""
+def load_course_model(model_bin: Path) -> tuple[Any, Any]:
+    """A course model.bin's (DictVectorizer, regressor), as its own code unpickles it."""
     import warnings
-
-    from sklearn.pipeline import make_pipeline
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the course's lin_reg.bin was pickled with scikit-learn 1.0.2
         vectorizer, regressor = pickle.loads(model_bin.read_bytes())
-    return save_mlflow_model(make_pipeline(vectorizer, regressor), path)
+    return vectorizer, regressor
+
+
+def as_mlflow_model(model_bin: Path, path: Path) -> Path:
+    """A course model.bin's (DictVectorizer, regressor) as the MLflow model training would log: the same weights."""
+    from sklearn.pipeline import make_pipeline
+
+    return save_mlflow_model(make_pipeline(*load_course_model(model_bin)), path)

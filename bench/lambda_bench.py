@@ -26,18 +26,16 @@ import base64
 import contextlib
 import json
 import os
-import pickle
 import random
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.baselines.course_lambda_model import CourseModelService
-from bench.common import bench_model, machine, measured, trained_model
+from bench.common import bench_model, load_course_model, machine, measured, trained_model
 from stream_tools.local_invoke import LocalContext, kinesis_event
 
 COLD_START_TARGET = 0.5
@@ -173,9 +171,7 @@ def main() -> None:
         os.environ.update({"MODEL_URI": str(course_model), "TEST_RUN": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
         import lambda_function
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the course's lin_reg.bin was pickled with scikit-learn 1.0.2
-            vectorizer, regressor = pickle.loads(course_model.read_bytes())
+        vectorizer, regressor = load_course_model(course_model)
         service, version = lambda_function.service, lambda_function.service.version
         course = CourseModelService(vectorizer, regressor, version)
         event = ride_kinesis_event(n)

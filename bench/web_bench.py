@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, chdir, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -462,14 +462,9 @@ def course_app_costs(workdir: Path, body: bytes, repeat: int) -> dict[str, float
     assert spec is not None
     assert spec.loader is not None
     course = importlib.util.module_from_spec(spec)
-    cwd = Path.cwd()
-    os.chdir(workdir)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the course's pickle is from an older scikit-learn
-            spec.loader.exec_module(course)
-    finally:
-        os.chdir(cwd)
+    with chdir(workdir), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the course's pickle is from an older scikit-learn
+        spec.loader.exec_module(course)
 
     ride = json.loads(body)
     features = {"PU_DO": f"{ride['PULocationID']}_{ride['DOLocationID']}", "trip_distance": ride["trip_distance"]}
@@ -517,8 +512,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported (default 3)")
     parser.add_argument("--slow-seconds", type=float, default=10.0, help="seconds of the slow-client run")
     parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto", help="load generator")
-    workers_default = Settings.from_env().web_workers or len(os.sched_getaffinity(0))
-    parser.add_argument("--workers", type=int, default=workers_default, help="gunicorn workers, both servers")
+    # gunicorn.conf.py's own settings: its worker count (WEB_CONCURRENCY, else the CPUs) and worker class.
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    parser.add_argument("--workers", type=int, default=conf["workers"], help="gunicorn workers, both servers")
     parser.add_argument(
         "--variant",
         action="append",
@@ -540,7 +536,7 @@ def main() -> int:
         model, model_description = bench_model(workdir)
         shutil.copy(model, workdir / "lin_reg.bin")
         base_env = {**os.environ, "MODEL_URI": str(model), "WEB_CONCURRENCY": str(args.workers)}
-        worker_class = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["worker_class"]
+        worker_class = conf["worker_class"]
 
         contenders: list[Contender] = []
         for variant in ["", *args.variant]:
