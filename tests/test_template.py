@@ -99,15 +99,26 @@ def test_each_output_stream_has_an_alarm_on_write_throttling(template):
     assert watched == set(OUTPUT_STREAMS)
 
 
-def test_every_function_that_loads_the_model_gets_the_same_model_settings(template):
-    loaders = {
-        name: function["Properties"]["Environment"]["Variables"]
+def model_loaders(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The functions whose environment names a MODEL_URI, by name."""
+    return {
+        name: function["Properties"]
         for name, function in resources(template, "AWS::Serverless::Function").items()
         if "MODEL_URI" in function["Properties"]["Environment"]["Variables"]
     }
+
+
+def test_every_function_that_loads_the_model_gets_the_same_model_settings(template):
+    loaders = {name: p["Environment"]["Variables"] for name, p in model_loaders(template).items()}
 
     assert set(loaders) == {"PredictionFunction", "ScoringFunction"}
     for variables in loaders.values():
         assert variables["MODEL_VERSION"] == {"Ref": "ModelVersion"}
         assert variables["MODEL_ALLOW_PICKLE"] == {"Ref": "ModelAllowPickle"}
     assert loaders["PredictionFunction"]["MODEL_URI"] == loaders["ScoringFunction"]["MODEL_URI"]
+
+
+def test_every_function_that_loads_the_model_may_read_it(template):
+    for name, properties in model_loaders(template).items():
+        role = template["Resources"][properties["Role"]["Fn::GetAtt"][0]]
+        assert {"Ref": "ModelReaderPolicy"} in role["Properties"]["ManagedPolicyArns"], name
