@@ -41,8 +41,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = scoring_request(event)
     result = score_month(service, request.taxi_type, request.month, settings, skip_existing=request.skip_existing)
     answer = result.as_dict(service.version)
-    metrics.add_metric(name="MonthsScored" if result.report else "MonthsSkipped", unit=MetricUnit.Count, value=1)
-    if result.report is not None:
+    if result.report is None:
+        metrics.add_metric(name="MonthsSkipped", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="MonthsScored", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RowsPredicted", unit=MetricUnit.Count, value=result.report.predicted)
         metrics.add_metric(name="RowsNotPredicted", unit=MetricUnit.Count, value=result.report.unpredicted)
     logger.info(f"month {result.status}", extra=answer)
