@@ -51,6 +51,14 @@ def model_bin(tmp_path_factory, fitted_pipeline) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def service(model_bin):
+    """The model.bin loaded as every adapter loads its model (modules that need a named version define their own)."""
+    from model_service.service import PredictionService
+
+    return PredictionService.load(str(model_bin))
+
+
 def saved_as_training_logs(pipeline, directory: Path) -> Path:
     from model_service.training import save_model
 

@@ -12,11 +12,6 @@ from model_service.service import PredictionService
 from tests.factories import rides_from_trips
 
 
-@pytest.fixture
-def service(model_bin):
-    return PredictionService.load(str(model_bin))
-
-
 def rides(n: int):
     return rides_from_trips(make_trips(n, seed=7))
 

@@ -21,11 +21,6 @@ OTHER_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
 MAX_BODY = 2048
 
 
-@pytest.fixture(scope="module")
-def service(model_bin) -> PredictionService:
-    return PredictionService.load(str(model_bin))
-
-
 @pytest.fixture
 def client(service):
     app = create_app(service, Settings(web_max_body_bytes=MAX_BODY))

@@ -20,7 +20,6 @@ from pydantic import TypeAdapter, ValidationError
 from model_service.config import Settings
 from model_service.errors import InvalidJson, SchemaViolation
 from model_service.schema import Ride, RideId, validate_json, validate_ride, validate_ride_event
-from model_service.service import PredictionService
 from model_service.web import RIDES, create_app
 
 ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
@@ -82,11 +81,6 @@ def judged_ride_by_ride(text: str) -> list[tuple[Ride, RideId | None]] | None:
         except SchemaViolation:
             return None
     return judged
-
-
-@pytest.fixture(scope="module")
-def service(model_bin) -> PredictionService:
-    return PredictionService.load(str(model_bin))
 
 
 @pytest.fixture(scope="module")
