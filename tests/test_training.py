@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from model_service.cli import main
-from model_service.features import FEATURE_COLUMNS, features_for_frame
+from model_service.features import features_for_frame
 from model_service.model_loader import load_model
 from model_service.sample_data import make_trips
 from model_service.training import train as train_model
 from model_service.trips import read_training_trips
 from tests.conftest import shared_path
+from tests.factories import feature_columns
 
 
 @pytest.fixture
@@ -96,16 +97,14 @@ def test_course_months_reproduce_the_course_validation_rmse(course_months_traini
 @pytest.mark.shared_data
 def test_on_the_real_february_the_served_model_predicts_what_scikit_learn_predicts(course_months_training):
     result, val = course_months_training
-    served, pipeline = served_and_sklearn(result.model_uri)
-    trips = read_training_trips(str(val))
-    assert served.description == "weight table (numpy)"
-    assert (
-        np.max(np.abs(served.predictor.predict(*columns(trips)) - pipeline.predict(features_for_frame(trips)))) <= 1e-9
-    )
+    description, difference = served_against_sklearn(result.model_uri, str(val))
+    assert description == "weight table (numpy)"
+    assert difference <= 1e-9
 
 
-def served_and_sklearn(model_uri):
-    """The model as the functions serve it, and the scikit-learn pipeline logged beside it."""
+def served_against_sklearn(model_uri: str, val_path: str) -> tuple[str, float]:
+    """What serves the model as the functions load it, and its largest difference in minutes, on the trips of
+    ``val_path``, from the scikit-learn pipeline logged beside it."""
     import mlflow
     import skops.io
 
@@ -113,32 +112,25 @@ def served_and_sklearn(model_uri):
 
     model_dir = mlflow.artifacts.download_artifacts(model_uri)
     pipeline = skops.io.load(f"{model_dir}/model.skops", trusted=TRUSTED_TYPES)
-    return load_model(model_dir), pipeline
-
-
-def columns(trips):
-    return [trips[c].to_numpy() for c in FEATURE_COLUMNS]
+    served = load_model(model_dir)
+    trips = read_training_trips(val_path)
+    expected = pipeline.predict(features_for_frame(trips))
+    return served.description, float(np.max(np.abs(served.predictor.predict(*feature_columns(trips)) - expected)))
 
 
 def test_a_trained_linear_model_is_served_from_a_weight_table_equal_to_its_pipeline(trip_files, tracking):
     result = train_model(*trip_files, tracking_uri=tracking, register=False)
-    served, pipeline = served_and_sklearn(result.model_uri)
-    trips = read_training_trips(trip_files[1])
-    assert served.description == "weight table (numpy)"
-    assert (
-        np.max(np.abs(served.predictor.predict(*columns(trips)) - pipeline.predict(features_for_frame(trips)))) <= 1e-9
-    )
+    description, difference = served_against_sklearn(result.model_uri, trip_files[1])
+    assert description == "weight table (numpy)"
+    assert difference <= 1e-9
 
 
 def test_a_trained_random_forest_has_no_weight_table_and_is_served_by_scikit_learn(trip_files, tracking):
     result = train_model(*trip_files, model_type="random-forest", tracking_uri=tracking, register=False)
-    served, pipeline = served_and_sklearn(result.model_uri)
-    trips = read_training_trips(trip_files[1])
-    assert served.description == "scikit-learn RandomForestRegressor"
+    description, difference = served_against_sklearn(result.model_uri, trip_files[1])
+    assert description == "scikit-learn RandomForestRegressor"
     # Not to the bit: the forest averages its trees in parallel, in no fixed order.
-    assert (
-        np.max(np.abs(served.predictor.predict(*columns(trips)) - pipeline.predict(features_for_frame(trips)))) <= 1e-9
-    )
+    assert difference <= 1e-9
 
 
 def test_a_weight_table_that_drifts_from_scikit_learn_is_never_logged(trip_files, tracking, monkeypatch):

@@ -12,19 +12,16 @@ from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, Ridge
 from sklearn.pipeline import make_pipeline
 
 from model_service.errors import InvalidWeightTable
-from model_service.features import FEATURE_COLUMNS, ZONES, features_for_frame
+from model_service.features import ZONES, features_for_frame
 from model_service.sample_data import make_trips
 from model_service.sklearn_model import SparseModel, predictor_for
 from model_service.trips import add_duration
 from model_service.weight_table import WeightTable
 from tests.conftest import shared_path
+from tests.factories import feature_columns
 
 EXACT = 1e-9
 """Minutes: the table and scikit-learn must agree to this, on every ride."""
-
-
-def columns(trips):
-    return [trips[c].to_numpy() for c in FEATURE_COLUMNS]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +56,7 @@ def test_each_linear_regressor_becomes_a_table_that_predicts_what_it_predicts(re
     predictor, description = predictor_for(pipeline)
     assert isinstance(predictor, WeightTable), description
     expected = pipeline.predict(features_for_frame(unseen_trips))
-    assert np.max(np.abs(predictor.predict(*columns(unseen_trips)) - expected)) <= EXACT
+    assert np.max(np.abs(predictor.predict(*feature_columns(unseen_trips)) - expected)) <= EXACT
 
 
 def test_a_forest_keeps_scikit_learn_and_predicts_what_the_pipeline_predicts(trips, unseen_trips):
@@ -68,14 +65,14 @@ def test_a_forest_keeps_scikit_learn_and_predicts_what_the_pipeline_predicts(tri
     assert isinstance(predictor, SparseModel)
     assert description == "scikit-learn RandomForestRegressor"
     expected = pipeline.predict(features_for_frame(unseen_trips))
-    assert np.array_equal(predictor.predict(*columns(unseen_trips)), expected)
+    assert np.array_equal(predictor.predict(*feature_columns(unseen_trips)), expected)
 
 
 def test_a_course_style_tuple_is_served_like_a_pipeline(fitted_pipeline, unseen_trips):
     vectorizer, regressor = (step for _, step in fitted_pipeline.steps)
     table, _ = predictor_for((vectorizer, regressor))
     expected = fitted_pipeline.predict(features_for_frame(unseen_trips))
-    assert np.max(np.abs(table.predict(*columns(unseen_trips)) - expected)) <= EXACT
+    assert np.max(np.abs(table.predict(*feature_columns(unseen_trips)) - expected)) <= EXACT
 
 
 def test_the_table_survives_its_file_unchanged(fitted_pipeline):
@@ -150,7 +147,7 @@ def test_the_course_lin_reg_table_predicts_what_scikit_learn_predicts_on_every_r
     expected = regressor.predict(vectorizer.transform(features_for_frame(trips)))
     table, _ = predictor_for(course_model)
     assert isinstance(table, WeightTable)
-    assert np.max(np.abs(table.predict(*columns(trips)) - expected)) <= EXACT
+    assert np.max(np.abs(table.predict(*feature_columns(trips)) - expected)) <= EXACT
 
 
 @pytest.mark.shared_data
