@@ -30,14 +30,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import as_mlflow_model, bench_model, machine, measured
-from model_service.sample_data import make_trips
+from bench.common import ROW_GROUP_ROWS, as_mlflow_model, bench_model, machine, measured, write_month
 
 COURSE_JOB = Path(__file__).resolve().parent / "baselines" / "course_batch_score.py"
-ROW_GROUP_ROWS = 250_000
 SPEED_TARGET = 10
 RSS_TARGET_MIB = 400
 
@@ -47,15 +44,6 @@ class Run:
     rows: int
     seconds: float
     peak_rss_mib: float
-
-
-def write_month(path: Path, rows: int) -> None:
-    """``rows`` trips written a row group at a time, so the month is never whole in this process's memory."""
-    schema = pa.Schema.from_pandas(make_trips(1), preserve_index=False)
-    with pq.ParquetWriter(path, schema) as writer:
-        for seed, start in enumerate(range(0, rows, ROW_GROUP_ROWS)):
-            chunk = make_trips(min(ROW_GROUP_ROWS, rows - start), seed=seed)
-            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
 
 
 def score(job: str, source: Path, workdir: Path, model: Path, repeat: int) -> Run:

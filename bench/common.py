@@ -141,3 +141,21 @@ def as_mlflow_model(model_bin: Path, path: Path) -> Path:
     from sklearn.pipeline import make_pipeline
 
     return save_mlflow_model(make_pipeline(*load_course_model(model_bin)), path)
+
+
+ROW_GROUP_ROWS = 250_000
+"""Rows per row group of a generated month, as the TLC writes its files."""
+
+
+def write_month(path: Path, rows: int, start: str = "2021-01-01", taxi_type: str = "green") -> None:
+    """``rows`` generated trips written a row group at a time, so the month is never whole in this process's memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model_service.sample_data import make_trips
+
+    schema = pa.Schema.from_pandas(make_trips(1, taxi_type=taxi_type), preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for seed, first in enumerate(range(0, rows, ROW_GROUP_ROWS)):
+            chunk = make_trips(min(ROW_GROUP_ROWS, rows - first), seed=seed, start=start, taxi_type=taxi_type)
+            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))

@@ -20,11 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from bench.common import as_mlflow_model, bench_model, machine, measured
-from model_service.sample_data import make_trips
+from bench.common import as_mlflow_model, bench_model, machine, measured, write_month
 
 RUN_HANDLER = """
 import score_function
@@ -42,10 +38,8 @@ def main() -> int:
         workdir = Path(tmp)
         model_bin, description = bench_model(workdir)
         model_dir = as_mlflow_model(model_bin, workdir / "model")
-        trips = make_trips(args.rows, seed=1, start="2023-01-01").rename(columns=lambda c: c.replace("lpep_", "tpep_"))
         source = workdir / "yellow_tripdata_2023-01.parquet"
-        pq.write_table(pa.Table.from_pandas(trips, preserve_index=False), source, row_group_size=250_000)
-        del trips
+        write_month(source, args.rows, start="2023-01-01", taxi_type="yellow")
         env = {
             **os.environ,
             "MODEL_URI": str(model_dir),

@@ -16,19 +16,24 @@ COURSE_MONTHS = ("green_tripdata_2021-01.parquet", "green_tripdata_2021-02.parqu
 """The course's training and validation months."""
 
 
-def make_trips(n: int, seed: int = 0, start: str = "2021-01-01") -> pd.DataFrame:
-    """Green-taxi trips with the TLC's column names and types; duration grows with distance."""
+PICKUP_PREFIXES = {"green": "lpep_", "yellow": "tpep_"}
+"""How the TLC names each taxi type's timestamp columns (``lpep_pickup_datetime``, ``tpep_pickup_datetime``)."""
+
+
+def make_trips(n: int, seed: int = 0, start: str = "2021-01-01", taxi_type: str = "green") -> pd.DataFrame:
+    """Green- (or yellow-) taxi trips with the TLC's column names and types; duration grows with distance."""
     rng = np.random.default_rng(seed)
     pickup = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, 28 * 24 * 3600, n), unit="s")
     distance = rng.gamma(2.0, 1.5, n).round(2)
     pu = rng.integers(1, 266, n)
     do = rng.integers(1, 266, n)
     minutes = 3 + 3.5 * distance + (pu % 7) + rng.normal(0, 2, n)
+    prefix = PICKUP_PREFIXES[taxi_type]
     return pd.DataFrame(
         {
             "VendorID": np.full(n, 2, dtype="int64"),
-            "lpep_pickup_datetime": pickup.astype("datetime64[us]"),
-            "lpep_dropoff_datetime": (pickup + pd.to_timedelta(minutes * 60, unit="s")).astype("datetime64[us]"),
+            f"{prefix}pickup_datetime": pickup.astype("datetime64[us]"),
+            f"{prefix}dropoff_datetime": (pickup + pd.to_timedelta(minutes * 60, unit="s")).astype("datetime64[us]"),
             "store_and_fwd_flag": np.full(n, "N", dtype=object),
             "RatecodeID": np.full(n, 1.0),
             "PULocationID": pu.astype("int64"),

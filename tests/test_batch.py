@@ -176,7 +176,7 @@ def test_a_row_is_predicted_exactly_when_the_ride_schema_accepts_its_ride(servic
 
 
 def test_a_yellow_file_keeps_its_tpep_pickup_column(service, tmp_path):
-    trips = make_trips(10).rename(columns=lambda c: c.replace("lpep_", "tpep_"))
+    trips = make_trips(10, taxi_type="yellow")
 
     output, _ = score(service, tmp_path, trips)
 
