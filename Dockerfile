@@ -48,7 +48,7 @@ RUN pip install --no-cache-dir "pipenv==${PIPENV_VERSION}" \
     && groupadd --gid 10001 web \
     && useradd --no-log-init --create-home --uid 10001 --gid web web
 
-# Exactly what the web service imports and gunicorn reads; tests/test_web_image.py
+# Exactly what the web service imports and gunicorn reads; tests/http/test_web_image.py
 # starts gunicorn from a copy of these files alone.
 COPY model_service/ ./model_service/
 COPY gunicorn.conf.py ./

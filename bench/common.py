@@ -77,8 +77,8 @@ def trained_model(workdir: Path) -> tuple[Path, str]:
     """
     import mlflow
 
+    from model_service.model.training import train
     from model_service.sample_data import training_months
-    from model_service.training import train
 
     months = training_months(SHARED / "data", workdir / "data")
     train_path, val_path = map(str, months)
@@ -109,9 +109,9 @@ def bench_model(workdir: Path) -> tuple[Path, str]:
 
 def generated_pipeline():
     """DictVectorizer + LinearRegression fitted on 50,000 generated TLC-shaped trips, as training fits it."""
-    from model_service.features import features_for_frame
+    from model_service.model.features import features_for_frame
+    from model_service.model.training import build_pipeline
     from model_service.sample_data import make_trips
-    from model_service.training import build_pipeline
     from model_service.trips import add_duration
 
     trips = add_duration(make_trips(50_000, seed=0))
@@ -120,7 +120,7 @@ def generated_pipeline():
 
 def save_mlflow_model(pipeline, path: Path) -> Path:
     """The pipeline as the MLflow model directory the functions load, as training logs it."""
-    from model_service.training import save_model
+    from model_service.model.training import save_model
 
     save_model(pipeline, path)
     return path

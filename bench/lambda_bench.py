@@ -124,7 +124,7 @@ def serve_from_s3(model_dir: Path):
     from moto.server import ThreadedMotoServer
 
     from local_stack.server import free_port
-    from model_service.registry import upload
+    from model_service.model.deploy import upload
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
@@ -172,7 +172,8 @@ def main() -> None:
         import lambda_function
 
         vectorizer, regressor = load_course_model(course_model)
-        service, version = lambda_function.service, lambda_function.service.version
+        service = lambda_function.lambda_handler.service
+        version = service.version
         course = CourseModelService(vectorizer, regressor, version)
         event = ride_kinesis_event(n)
 

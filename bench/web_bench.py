@@ -422,16 +422,16 @@ def our_app_costs(model: Path, body: bytes, repeat: int) -> dict[str, float]:
     """Our app called as a gunicorn worker calls it, and its steps each alone, in ms per request."""
     from pydantic_core import to_json
 
-    from model_service.schema import validate_json
+    from model_service.schema import validate_body_rides, validate_json
     from model_service.service import PredictionService
-    from model_service.web import JSON_BODY, RIDES, create_app
+    from model_service.web import JSON_BODY, create_app
 
     service = PredictionService.load(str(model))
     app = create_app(service, Settings())
 
     def parse_and_validate() -> list[Any]:
         parsed = validate_json(JSON_BODY, body.decode())
-        return RIDES.validate_python(parsed if isinstance(parsed, list) else [parsed])
+        return validate_body_rides(parsed if isinstance(parsed, list) else [parsed])
 
     statuses: list[str] = []
     call_wsgi(app, body, statuses)

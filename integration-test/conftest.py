@@ -49,8 +49,8 @@ def model_dir(tmp_path_factory, phase) -> Path:
     """A model trained by the project's own training command path, exported as its MLflow directory."""
     import mlflow
 
+    from model_service.model.training import train
     from model_service.sample_data import make_trips
-    from model_service.training import train
 
     root = tmp_path_factory.mktemp("training")
     with phase("train model"), pytest.MonkeyPatch.context() as patch:

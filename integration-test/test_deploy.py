@@ -95,9 +95,9 @@ def test_zip_functions_deployed_by_the_cli_predict_rides(localstack, clients, mo
 @pytest.fixture
 def registered_model(tmp_path) -> Iterator[str]:
     """A model logged as training logs it, registered as ride-duration version 1 with the alias champion."""
-    from model_service.features import features_for_frame
+    from model_service.model.features import features_for_frame
+    from model_service.model.training import build_pipeline
     from model_service.sample_data import make_trips
-    from model_service.training import build_pipeline
     from model_service.trips import add_duration
 
     trips = add_duration(make_trips(2000, seed=3))

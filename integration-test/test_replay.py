@@ -1,4 +1,4 @@
-"""A batch given up on purpose, replayed with ``python -m model_service replay``: its rides come out after all.
+"""A batch given up on purpose, replayed with ``python -m stream_tools replay``: its rides come out after all.
 
 The template gives nothing up by default, so this deploys a second stack of
 it with MaximumRetryAttempts=0 and a model prefix holding no model: the
@@ -18,7 +18,7 @@ import pytest
 
 from local_stack import aws as local_aws
 from local_stack.aws import client_environment, wait_until
-from model_service.cli import main
+from stream_tools.cli import main
 from stream_tools.tail import StreamTail
 from tests.factories import ride_payload
 from tests.streams import put

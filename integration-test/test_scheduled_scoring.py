@@ -18,7 +18,7 @@ from local_stack.aws import client_environment, wait_until
 from model_service.cli import main
 from model_service.sample_data import make_trips
 from model_service.service import PredictionService
-from tests.test_batch import COURSE_COLUMNS
+from tests.aws.test_batch import COURSE_COLUMNS
 
 DATA_BUCKET = "ride-duration-data"
 """The template's default DataBucket; the template expects it to exist, as a data lake's bucket would."""

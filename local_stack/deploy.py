@@ -31,7 +31,7 @@ from local_stack import aws
 from model_service.errors import ModelLoadError
 
 if TYPE_CHECKING:
-    from model_service.registry import DeployableModel
+    from model_service.model.deploy import DeployableModel
 
 CODE_KEY = "ride-duration-code/functions.zip"
 FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "score_function.py", "model_service")
@@ -106,7 +106,7 @@ def publish_model(
     against LocalStack; deploy with ``ModelUri`` and ``ModelVersion`` from the result.
     """
     from model_service.config import Settings
-    from model_service.registry import prepare_deployment
+    from model_service.model.deploy import prepare_deployment
 
     settings = Settings.from_env()
     s3 = clients("s3")

@@ -20,6 +20,9 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 MIB = 1024 * 1024
 
+DEFAULT_CHUNK_ROWS = 100_000
+"""Rows batch scoring predicts per vectorised call; bounds its memory whatever the file's size."""
+
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
@@ -59,8 +62,7 @@ class Settings:
     """Gunicorn worker processes; None means one per CPU this process may run on."""
     batch_input_template: str = "data/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet"
     batch_output_template: str = "output/{taxi_type}/{year:04d}-{month:02d}.parquet"
-    batch_chunk_rows: int = 100_000
-    """Rows scored per vectorised call; bounds batch memory whatever the file's size."""
+    batch_chunk_rows: int = DEFAULT_CHUNK_ROWS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

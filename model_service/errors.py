@@ -1,9 +1,13 @@
 """Every error the service raises on purpose, under one base class.
 
 An adapter catches ``ServiceError`` (or one of its kinds) and turns it into its
-own answer: a dead letter on Kinesis, a 400 on the web, exit code 2 in the
-command line. Anything else that escapes is a bug or an outage, never the
-input's fault, and is left to fail loudly.
+own answer: a dead letter on Kinesis, a 400 on the web, exit code 2 and one
+line in the command line. Anything else that escapes is a bug or an outage,
+never the input's fault, and is left to fail loudly, with its traceback.
+
+Some kinds also derive from the built-in error they refine (``ValueError``,
+``FileNotFoundError``), so that code catching the built-in still works; the
+base class is what the adapters catch.
 """
 
 from __future__ import annotations
@@ -29,6 +33,25 @@ class SchemaViolation(ServiceError, ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors))
+
+
+class RideError(FieldError):
+    """A FieldError of one ride of several: ``{"index": 2, "field": "trip_distance", "reason": ...}``."""
+
+    index: int
+
+
+class InvalidRides(ServiceError, ValueError):
+    """Rides of a list that break the schema: every error, each with its ride's index, in the list's order."""
+
+    def __init__(self, errors: list[RideError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"[{e['index']}].{e['field']}: {e['reason']}" for e in errors))
+
+    @property
+    def invalid_count(self) -> int:
+        """How many rides have at least one error."""
+        return len({e["index"] for e in self.errors})
 
 
 class InvalidJson(ServiceError, ValueError):
@@ -64,7 +87,11 @@ class StreamUnavailable(ServiceError, RuntimeError):
 
 
 class InvalidSetting(ServiceError, ValueError):
-    """A setting whose value cannot work; the message names the setting and says why."""
+    """A setting or argument whose value cannot work; the message names it and says why."""
+
+
+class InvalidMonth(ServiceError, ValueError):
+    """A month, a range of months or a schedule's time that does not name a month to score."""
 
 
 class ModelLoadError(ServiceError, RuntimeError):

@@ -12,11 +12,21 @@ import math
 import reprlib
 from typing import Annotated, Any, NotRequired, TypeVar
 
-from pydantic import ConfigDict, Field, PlainValidator, StrictInt, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    StrictInt,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from model_service.errors import FieldError, InvalidJson, SchemaViolation
+from model_service.errors import FieldError, InvalidJson, InvalidRides, RideError, SchemaViolation
 
 MAX_ZONE_ID = 265
 """TLC taxi zones are numbered 1..263, plus 264 and 265 for unknown and outside NYC."""
@@ -115,11 +125,30 @@ class PredictionEvent(TypedDict):
     event_id: NotRequired[Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID_CHARS)]]
 
 
+class RideWithId(Ride, total=False):
+    """A bare ride that carries its ``ride_id`` (the web's shape), judged by the event schema's rule for ride ids."""
+
+    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
+
+    ride_id: RideId
+
+
+def _body_shape(item: Any) -> str:
+    """An object with a ``ride`` key is a ride event, anything else a bare ride."""
+    return "event" if isinstance(item, dict) and "ride" in item else "ride"
+
+
+BodyRide = Annotated[
+    Annotated[RideWithId, Tag("ride")] | Annotated[RideEvent, Tag("event")], Discriminator(_body_shape)
+]
+"""One ride of a web body, in either shape; both hold ``ride_id`` at the top, an event its ride under ``ride``."""
+
 Shape = TypeVar("Shape")
 
 RIDE = TypeAdapter(Ride)
 RIDE_EVENT = TypeAdapter(RideEvent)
 PREDICTION_EVENT = TypeAdapter(PredictionEvent)
+BODY_RIDES: TypeAdapter[list[RideWithId | RideEvent]] = TypeAdapter(list[BodyRide])
 
 
 def _quoting() -> reprlib.Repr:
@@ -141,6 +170,7 @@ def quoted(value: Any) -> str:
 
 
 def _describe(error: Any) -> FieldError:
+    """pydantic's error as a FieldError; the location's parts joined with dots, ``<record>`` for the whole."""
     field = ".".join(str(part) for part in error["loc"]) or "<record>"
     reason = error["msg"]
     if error["type"] not in {"missing", "model_type", "model_attributes_type", "dict_type"}:
@@ -173,6 +203,24 @@ def validate_json(adapter: TypeAdapter[Shape], text: str) -> Shape:
         if first["type"] == "json_invalid":
             raise InvalidJson(first["msg"].removeprefix("Invalid JSON: ")) from None
         raise SchemaViolation(describe_errors(exc)) from None
+
+
+def validate_body_rides(items: list[Any]) -> list[RideWithId | RideEvent]:
+    """A web body's rides, either shape, in one pydantic call, or InvalidRides naming each error's ride.
+
+    pydantic locates an error at ``(index, shape tag, field...)``: the index
+    is kept, the tag dropped, so a field reads as the client wrote it
+    (``ride.trip_distance`` in an event, ``trip_distance`` in a bare ride).
+    """
+    try:
+        return BODY_RIDES.validate_python(items)
+    except ValidationError as exc:
+        errors: list[RideError] = []
+        for error in exc.errors():
+            index, _shape, *field = error["loc"]
+            described = _describe({**error, "loc": tuple(field)})
+            errors.append({"index": int(index), "field": described["field"], "reason": described["reason"]})
+        raise InvalidRides(errors) from None
 
 
 def validate_ride_event(data: Any) -> RideEvent:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from model_service.config import Settings
-from model_service.features import columns_for_rides
-from model_service.model_loader import LoadedModel, load_model
+from model_service.model.features import columns_for_rides
+from model_service.model.load import LoadedModel, load_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,11 +22,21 @@ class PredictionService:
         self._model = model
 
     @classmethod
-    def load(cls, uri: str, version: str | None = None, *, allow_pickle: bool | None = None) -> PredictionService:
-        """Load the model at ``uri``; ``allow_pickle`` defaults to the MODEL_ALLOW_PICKLE setting."""
-        if allow_pickle is None:
-            allow_pickle = Settings.from_env().model_allow_pickle
-        return cls(load_model(uri, version, allow_pickle=allow_pickle))
+    def load(
+        cls, uri: str, version: str | None = None, *, allow_pickle: bool = False, tracking_uri: str | None = None
+    ) -> PredictionService:
+        """Load the model at ``uri``; ``version`` (MODEL_VERSION) overrides the one the model carries."""
+        return cls(load_model(uri, version, allow_pickle=allow_pickle, tracking_uri=tracking_uri))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictionService:
+        """The model the settings name (MODEL_URI, MODEL_VERSION, MODEL_ALLOW_PICKLE, MLFLOW_TRACKING_URI)."""
+        return cls.load(
+            settings.model_uri,
+            settings.model_version,
+            allow_pickle=settings.model_allow_pickle,
+            tracking_uri=settings.tracking_uri,
+        )
 
     @property
     def version(self) -> str:

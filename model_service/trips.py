@@ -7,7 +7,10 @@ once, for training and for batch scoring alike.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from model_service.errors import BadInputFile, InputNotFound
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,11 +34,11 @@ def timestamp_columns(columns: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def add_duration(trips: pd.DataFrame) -> pd.DataFrame:
-    """Add ``duration`` in minutes from the pickup and dropoff timestamps."""
+def add_duration(trips: pd.DataFrame, name: str = "trips") -> pd.DataFrame:
+    """Add ``duration`` in minutes from the pickup and dropoff timestamps; ``name`` says whose, in errors."""
     columns = timestamp_columns(list(trips.columns))
     if columns is None:
-        raise ValueError("trip data has no pickup/dropoff datetime columns")
+        raise BadInputFile(name, "no pickup/dropoff datetime columns, so no duration")
     pickup, dropoff = columns
     trips = trips.copy()
     trips["duration"] = (trips[dropoff] - trips[pickup]).dt.total_seconds() / 60
@@ -51,13 +54,19 @@ def clean_ids(trips: pd.DataFrame) -> pd.DataFrame:
 def read_training_trips(path: str) -> pd.DataFrame:
     """Trips of 1 to 60 minutes with their duration, as the course trains on them."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(path).names
-    columns = timestamp_columns(names)
-    if columns is None:
-        raise ValueError(f"{path}: no pickup/dropoff datetime columns, so no duration to learn")
-    trips = pd.read_parquet(path, columns=[*columns, *ID_COLUMNS, "trip_distance"])
+    if not Path(path).is_file():
+        raise InputNotFound(f"{path}: no such file")
+    try:
+        names = pq.read_schema(path).names
+        columns = timestamp_columns(names)
+        if columns is None:
+            raise BadInputFile(path, "no pickup/dropoff datetime columns, so no duration to learn")
+        trips = pd.read_parquet(path, columns=[*columns, *ID_COLUMNS, "trip_distance"])
+    except (OSError, pa.ArrowException) as exc:
+        raise BadInputFile(path, f"is not a readable TLC trips parquet file ({exc})") from None
     trips = clean_ids(add_duration(trips)).dropna(subset=["trip_distance"])
     keep = trips["duration"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
     return trips[keep]

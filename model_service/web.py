@@ -17,10 +17,9 @@ is bounded, so no body, however hostile, costs more than a small, fast answer:
   surrogates, nesting deeper than its recursion limit (400, never a
   RecursionError's 500); a list of more than ``WEB_MAX_RIDES`` rides is
   refused (413) before any is validated;
-- validate: all the rides in one pydantic call (``RIDES``), into the schema's
-  own shapes (``Ride``, its ``RideId``, ``RideEvent``). It stops at the first
-  bad ride; then the rides are judged again one by one (``_explain``), only to
-  say which rides and fields are wrong: the first ``WEB_MAX_REPORTED_ERRORS``
+- validate: all the rides in one pydantic call (``schema.validate_body_rides``),
+  into the schema's own shapes, which names every bad field of every bad ride
+  with the ride's index; the answer lists the first ``WEB_MAX_REPORTED_ERRORS``
   errors, each reason cut short, then the total;
 - encode: pydantic-core's serializer, a few times faster than ``json.dumps``.
 
@@ -35,25 +34,17 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
 from flask import Flask, Response, request
-from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from pydantic_core import to_json
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from model_service.config import Settings
-from model_service.errors import BadRequestBody, FieldError, InvalidJson, SchemaViolation
-from model_service.schema import (
-    IGNORE_EXTRA,
-    Ride,
-    RideEvent,
-    RideId,
-    validate_json,
-    validate_ride,
-    validate_ride_event,
-)
+from model_service.errors import BadRequestBody, FieldError, InvalidJson, InvalidRides, RideError
+from model_service.schema import Ride, validate_body_rides, validate_json
 from model_service.service import PredictionService
 
 logger = logging.getLogger(__name__)
@@ -68,26 +59,6 @@ READ_CHUNK_BYTES = 64 * 1024
 """A chunked body is read in pieces of at most this size: a read of n bytes may allocate n bytes before it reads."""
 
 
-class RideWithId(Ride, total=False):
-    """A bare ride that carries its ``ride_id``, judged by the event schema's rule for ride ids."""
-
-    __pydantic_config__ = IGNORE_EXTRA  # type: ignore[misc]
-
-    ride_id: RideId
-
-
-def _shape(item: Any) -> str:
-    """An object with a ``ride`` key is a ride event, anything else a bare ride: the rule ``_ride`` applies."""
-    return "event" if isinstance(item, dict) and "ride" in item else "ride"
-
-
-Item = Annotated[Annotated[RideWithId, Tag("ride")] | Annotated[RideEvent, Tag("event")], Discriminator(_shape)]
-"""One ride of a body, in either shape."""
-
-RIDES: TypeAdapter[Any] = TypeAdapter(Annotated[list[Item], Field(fail_fast=True)])
-"""A body's rides, either shape, in one call (half the cost of a call per ride); it stops at the first bad one."""
-
-
 def _parse(body: bytes) -> Any:
     """JSON text -> Python values, refused for the reasons a Kinesis record's payload is."""
     try:
@@ -100,71 +71,28 @@ def _parse(body: bytes) -> Any:
         raise BadRequestBody(f"body is not valid JSON: {exc}") from None
 
 
-# --- why a body's rides were refused: the same rules, ride by ride, each error named --------------------
+def _short(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "..."
 
 
-def _ride(item: Any) -> tuple[Ride, RideId | None]:
-    """(ride, ride_id or None) from a bare ride or a course-style event; SchemaViolation if invalid."""
-    if isinstance(item, dict) and "ride" in item:
-        event = validate_ride_event(item)
-        return event["ride"], event["ride_id"]
-    if isinstance(item, dict) and "ride_id" in item:
-        # The id is judged by the event schema's rules; fields are named as the client wrote them.
-        try:
-            event = validate_ride_event({"ride": item, "ride_id": item["ride_id"]})
-        except SchemaViolation as exc:
-            raise SchemaViolation([{**e, "field": e["field"].removeprefix("ride.")} for e in exc.errors]) from None
-        return event["ride"], event["ride_id"]
-    return validate_ride(item), None
+def _refusal(invalid: InvalidRides, many: bool, ride_count: int, max_errors: int) -> BadRequestBody:
+    """The 400 for rides the schema refused: the first ``max_errors`` errors, each reason cut short, and the total.
 
-
-def _short(error: FieldError) -> FieldError:
-    reason = error["reason"]
-    if len(reason) > MAX_REASON_CHARS:
-        reason = reason[:MAX_REASON_CHARS] + "..."
-    return {"field": error["field"], "reason": reason}
-
-
-def _one_ride(body: Any, max_errors: int) -> tuple[Ride, RideId | None]:
-    if not isinstance(body, dict):
-        raise BadRequestBody(f"body must be a ride object or a list of rides, not {to_json(body).decode()[:40]}")
-    try:
-        return _ride(body)
-    except SchemaViolation as exc:
-        errors = [_short(e) for e in exc.errors]
-        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:max_errors])
-        raise BadRequestBody(f"invalid ride: {summary}", errors[:max_errors], len(errors)) from None
-
-
-def _rides(items: list[Any], max_errors: int) -> list[tuple[Ride, RideId | None]]:
-    """Every ride of a list, or one 400 that lists the first ``max_errors`` errors and counts them all."""
-    rides: list[tuple[Ride, RideId | None]] = []
-    listed: list[dict[str, Any]] = []
-    first: dict[str, Any] = {}
-    invalid = error_count = 0
-    for index, item in enumerate(items):
-        try:
-            rides.append(_ride(item))
-        except SchemaViolation as exc:
-            errors = [{"index": index, **_short(e)} for e in exc.errors]
-            first = first or errors[0]
-            invalid += 1
-            error_count += len(errors)
-            listed.extend(errors[: max(max_errors - len(listed), 0)])
-    if invalid:
-        message = (
-            f"invalid rides: {invalid} of {len(items)} rides, {error_count} errors; "
-            f"the first: [{first['index']}].{first['field']}: {first['reason']}"
-        )
-        raise BadRequestBody(message, listed, error_count)
-    return rides
-
-
-def _explain(body: Any, max_errors: int) -> list[tuple[Ride, RideId | None]]:
-    """Why ``RIDES`` refused a body: BadRequestBody naming each bad field of each ride (the first ``max_errors``)."""
-    if isinstance(body, list):
-        return _rides(body, max_errors)
-    return [_one_ride(body, max_errors)]
+    A list's errors keep their ride's index; a single ride's are its own fields.
+    """
+    errors: list[RideError] = [
+        {"index": e["index"], "field": e["field"], "reason": _short(e["reason"])} for e in invalid.errors
+    ]
+    if not many:
+        fields: list[FieldError] = [{"field": e["field"], "reason": e["reason"]} for e in errors]
+        summary = "; ".join(f"{e['field']}: {e['reason']}" for e in fields[:max_errors])
+        return BadRequestBody(f"invalid ride: {summary}", fields[:max_errors], len(fields))
+    first = errors[0]
+    message = (
+        f"invalid rides: {invalid.invalid_count} of {ride_count} rides, {len(errors)} errors; "
+        f"the first: [{first['index']}].{first['field']}: {first['reason']}"
+    )
+    return BadRequestBody(message, errors[:max_errors], len(errors))
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------
@@ -226,12 +154,8 @@ def _read(stream: IO[bytes], length: int | None, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(service: PredictionService | None = None, settings: Settings | None = None) -> Flask:
-    """The app; tests pass their own service, gunicorn gets one loaded from MODEL_URI."""
-    settings = settings or Settings.from_env()
-    if service is None:
-        service = PredictionService.load(settings.model_uri, settings.model_version)
-        logger.info("model loaded", extra={"model_uri": service.model_uri, "model_version": service.version})
+def create_app(service: PredictionService, settings: Settings) -> Flask:
+    """The app over a loaded service; ``app_from_env`` is gunicorn's, tests pass their own."""
     app = Flask(__name__, static_folder=None)  # a JSON API: no /static route to match or serve
 
     def answer(body: bytes) -> dict[str, Any]:
@@ -240,18 +164,19 @@ def create_app(service: PredictionService | None = None, settings: Settings | No
         many = isinstance(parsed, list)
         if many and len(parsed) > settings.web_max_rides:
             raise RequestEntityTooLarge(f"at most {settings.web_max_rides} rides per request, got {len(parsed)}")
+        if not many and not isinstance(parsed, dict):
+            raise BadRequestBody(f"body must be a ride object or a list of rides, not {to_json(parsed).decode()[:40]}")
+        items = parsed if many else [parsed]
         try:
-            items = RIDES.validate_python(parsed if many else [parsed])
-            # Both shapes hold ride_id at the top; an event holds its ride under "ride", a bare ride is its own.
-            rides: list[Ride] = [item.get("ride", item) for item in items]
-            ride_ids: list[RideId | None] = [item.get("ride_id") for item in items]
-        except ValidationError:
-            pairs = _explain(parsed, settings.web_max_reported_errors)  # raises, unless it disagrees with RIDES
-            rides, ride_ids = [ride for ride, _ in pairs], [ride_id for _, ride_id in pairs]
+            validated = validate_body_rides(items)
+        except InvalidRides as invalid:
+            raise _refusal(invalid, many, len(items), settings.web_max_reported_errors) from None
+        # Both shapes hold ride_id at the top; an event holds its ride under "ride", a bare ride is its own.
+        rides: list[Ride] = [item.get("ride", item) for item in validated]  # type: ignore[misc]
         durations = service.predict(rides)
         predictions = [
-            {"duration": d} if ride_id is None else {"duration": d, "ride_id": ride_id}
-            for d, ride_id in zip(durations, ride_ids, strict=True)
+            {"duration": d} if "ride_id" not in item else {"duration": d, "ride_id": item["ride_id"]}
+            for d, item in zip(durations, validated, strict=True)
         ]
         if many:
             return {"predictions": predictions, "model_version": service.version}
@@ -296,10 +221,18 @@ app: Flask
 """Declared, not assigned: the first ``model_service.web.app`` goes through ``__getattr__`` below."""
 
 
+def app_from_env() -> Flask:
+    """The app gunicorn serves: settings from the environment, the model they name loaded once."""
+    settings = Settings.from_env()
+    service = PredictionService.from_settings(settings)
+    logger.info("model loaded", extra={"model_uri": service.model_uri, "model_version": service.version})
+    return create_app(service, settings)
+
+
 def __getattr__(name: str) -> Flask:
     """``model_service.web:app``, built on first access so importing this module never loads a model."""
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     global app
-    app = create_app()
+    app = app_from_env()
     return app

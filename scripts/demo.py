@@ -85,7 +85,7 @@ def offline(model_uri: str) -> None:
     ]
     payloads = (ride.encode() if isinstance(ride, str) else json.dumps(ride).encode() for ride in rides)
     response = lambda_function.lambda_handler(kinesis_event(payloads), LocalContext())
-    print(f"\nmodel {model_uri} (version {lambda_function.service.version})")
+    print(f"\nmodel {model_uri} (version {lambda_function.lambda_handler.service.version})")
     for event in response["predictions"]:
         print(f"  prediction  ride {event['prediction']['ride_id']}: {event['prediction']['ride_duration']:.2f} min")
     for event in response["dead_letters"]:

@@ -1,6 +1,6 @@
 """Send ride events to the input stream the way a ride-hailing backend would: paced, with retries.
 
-What ``python -m model_service produce`` runs, and what the demo and the
+What ``python -m stream_tools produce`` runs, and what the demo and the
 end-to-end benchmark drive the deployed stack with. Rides come from a TLC
 parquet file (real column names, ids cleaned as for training) or from
 generated trips; a chosen fraction is corrupted in one of several ways, so the
@@ -21,8 +21,9 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_service.features import FEATURE_COLUMNS
+from model_service.errors import InvalidSetting
 from model_service.kinesis.publish import MAX_RECORDS_PER_CALL, SYSTEM_CLOCK, Clock, Deadline, Publisher
+from model_service.model.features import FEATURE_COLUMNS
 from model_service.trips import clean_ids, ride_id_prefix
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def with_malformed(events: Iterable[dict[str, Any]], fraction: float) -> Iterato
     ones and a demo's summary can say exactly how many dead letters to expect.
     """
     if not 0 <= fraction <= 1:
-        raise ValueError(f"the malformed fraction must be between 0 and 1, not {fraction}")
+        raise InvalidSetting(f"the malformed fraction must be between 0 and 1, not {fraction}")
     kinds = list(MALFORMED)
     corrupted = 0
     for i, event in enumerate(events):
@@ -163,7 +164,7 @@ def produce(
     totals and the records of the chunk just put.
     """
     if rate is not None and rate <= 0:
-        raise ValueError(f"the rate must be positive, not {rate}")
+        raise InvalidSetting(f"the rate must be positive, not {rate}")
     report = ProduceReport()
     started = clock.monotonic()
     position = 0

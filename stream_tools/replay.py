@@ -8,7 +8,7 @@ processor, so they become the same events, with the same event_ids, as they
 would have. A message is deleted only once every record of its batch is
 accounted for: published as an output event or as a dead letter.
 
-What ``python -m model_service replay`` runs.
+What ``python -m stream_tools replay`` runs.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Follow a Kinesis stream: every record on every shard, from a chosen position, as it arrives.
 
-What ``python -m model_service tail`` prints, what the demo shows and what the
+What ``python -m stream_tools tail`` prints, what the demo shows and what the
 integration tests read their results with.
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model_service.features import features_for_frame
+from model_service.model.features import features_for_frame
 from model_service.sample_data import make_trips
 from model_service.trips import add_duration
 from tests.mlflow_store import registered_champion
@@ -35,7 +35,7 @@ def training_trips():
 
 @pytest.fixture(scope="session")
 def fitted_pipeline(training_trips):
-    from model_service.training import build_pipeline
+    from model_service.model.training import build_pipeline
 
     pipeline = build_pipeline("linear")
     pipeline.fit(features_for_frame(training_trips), training_trips["duration"].to_numpy())
@@ -60,7 +60,7 @@ def service(model_bin):
 
 
 def saved_as_training_logs(pipeline, directory: Path) -> Path:
-    from model_service.training import save_model
+    from model_service.model.training import save_model
 
     save_model(pipeline, directory / "model")
     return directory / "model"
@@ -76,7 +76,7 @@ def mlflow_model_dir(tmp_path_factory, fitted_pipeline) -> Path:
 def fitted_forest(training_trips):
     from sklearn.ensemble import RandomForestRegressor
 
-    from model_service.training import build_pipeline
+    from model_service.model.training import build_pipeline
 
     pipeline = build_pipeline("random-forest")
     pipeline.set_params(randomforestregressor=RandomForestRegressor(n_estimators=5, max_depth=8, random_state=0))
@@ -129,12 +129,16 @@ def kinesis(aws):
 
 
 @pytest.fixture
-def load_function(kinesis, monkeypatch, model_bin):
-    """Import a Lambda module afresh under the given settings, as a new Lambda container would."""
-    import importlib
+def build_function(kinesis, model_bin):
+    """A stream function built as a new Lambda container builds it at import: from the environment's settings.
 
-    def load(module: str, **env: str):
-        settings = {
+    ``build("prediction", TEST_RUN="true")``: the variables given override the tests' defaults.
+    """
+    from model_service.config import Settings
+    from model_service.kinesis.function import decision_function, prediction_function
+
+    def build(kind: str, **env: str):
+        environ = {
             "MODEL_URI": str(model_bin),
             "PREDICTIONS_STREAM_NAME": PREDICTIONS,
             "DEAD_LETTER_STREAM_NAME": DEAD_LETTERS,
@@ -142,8 +146,7 @@ def load_function(kinesis, monkeypatch, model_bin):
             "TEST_RUN": "false",
             **env,
         }
-        for name, value in settings.items():
-            monkeypatch.setenv(name, value)
-        return importlib.reload(importlib.import_module(module))
+        factory = {"prediction": prediction_function, "decision": decision_function}[kind]
+        return factory(Settings.from_env(environ))
 
-    return load
+    return build

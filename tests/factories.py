@@ -49,6 +49,6 @@ def raw_kinesis_event(datas: list[str]) -> dict[str, Any]:
 
 def feature_columns(trips: Any) -> list[Any]:
     """A TLC frame's feature columns as the arrays a predictor takes: zone ids, zone ids, distances."""
-    from model_service.features import FEATURE_COLUMNS
+    from model_service.model.features import FEATURE_COLUMNS
 
     return [trips[c].to_numpy() for c in FEATURE_COLUMNS]

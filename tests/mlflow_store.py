@@ -19,7 +19,7 @@ def registered_champion(pipeline: Any, root: Path) -> Iterator[str]:
     """
     import mlflow
 
-    from model_service.training import log_model
+    from model_service.model.training import log_model
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:

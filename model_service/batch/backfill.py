@@ -132,7 +132,7 @@ class _LocalJob:
     def load_model(cls, settings: Settings) -> None:
         from model_service.service import PredictionService
 
-        cls.service = PredictionService.load(settings.model_uri, settings.model_version)
+        cls.service = PredictionService.from_settings(settings)
 
     @classmethod
     def load_model_in_worker(cls, settings: Settings) -> None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from model_service.batch import storage
 from model_service.batch.score import ScoreReport, score_file
 from model_service.config import Settings
+from model_service.errors import InvalidMonth, InvalidSetting
 from model_service.trips import ride_id_prefix
 
 if TYPE_CHECKING:
@@ -33,16 +34,16 @@ class Month:
 
     def __post_init__(self) -> None:
         if not 1 <= self.month <= 12:
-            raise ValueError(f"month must be 1 to 12, not {self.month}")
+            raise InvalidMonth(f"month must be 1 to 12, not {self.month}")
         if not 1 <= self.year <= 9999:
-            raise ValueError(f"year must be 1 to 9999, not {self.year}")
+            raise InvalidMonth(f"year must be 1 to 9999, not {self.year}")
 
     @classmethod
     def parse(cls, text: str) -> Month:
         """``2021-02`` -> Month(2021, 2)."""
         match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
         if not match:
-            raise ValueError(f"{text!r} is not a month; write it as YYYY-MM, e.g. 2021-02")
+            raise InvalidMonth(f"{text!r} is not a month; write it as YYYY-MM, e.g. 2021-02")
         return cls(int(match[1]), int(match[2]))
 
     def __str__(self) -> str:
@@ -58,7 +59,7 @@ class Month:
 def month_range(first: Month, last: Month) -> list[Month]:
     """Every month from ``first`` to ``last``, both included."""
     if last < first:
-        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+        raise InvalidMonth(f"the range ends ({last}) before it starts ({first})")
     months = [first]
     while months[-1] < last:
         months.append(months[-1].next())
@@ -76,30 +77,30 @@ def month_before(scheduled_time: str, time_zone: str = "UTC") -> Month:
     try:
         fired = datetime.fromisoformat(scheduled_time)
     except ValueError:
-        raise ValueError(f"scheduled_time {scheduled_time!r} is not an ISO 8601 time") from None
+        raise InvalidMonth(f"scheduled_time {scheduled_time!r} is not an ISO 8601 time") from None
     if fired.tzinfo is None:
-        raise ValueError(f"scheduled_time {scheduled_time!r} has no UTC offset")
+        raise InvalidMonth(f"scheduled_time {scheduled_time!r} has no UTC offset")
     local = fired.astimezone(zone)
     return Month(local.year, local.month).previous()
 
 
 def zone_info(name: str) -> ZoneInfo:
-    """An IANA time zone by name, or a ValueError saying it is not one."""
+    """An IANA time zone by name, or InvalidMonth saying it is not one (the month depends on it)."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not an IANA time zone such as America/New_York") from None
+        raise InvalidMonth(f"{name!r} is not an IANA time zone such as America/New_York") from None
 
 
 def month_paths(input_template: str, output_template: str, *, taxi_type: str, month: Month) -> tuple[str, str]:
     """Fill the templates' ``{taxi_type}``, ``{year}`` and ``{month}``."""
     if not TAXI_TYPE.fullmatch(taxi_type):
-        raise ValueError(f"taxi type {taxi_type!r} must be lower-case letters, digits or _, such as green")
+        raise InvalidSetting(f"taxi type {taxi_type!r} must be lower-case letters, digits or _, such as green")
     fields = {"taxi_type": taxi_type, "year": month.year, "month": month.month}
     try:
         return input_template.format(**fields), output_template.format(**fields)
     except (KeyError, IndexError) as exc:
-        raise ValueError(f"path templates may use only {{taxi_type}}, {{year}} and {{month}}: {exc}") from None
+        raise InvalidSetting(f"path templates may use only {{taxi_type}}, {{year}} and {{month}}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictStr, TypeAdapter
 from typing_extensions import TypedDict
 
 from model_service.batch.monthly import TAXI_TYPE, Month, month_before, zone_info
-from model_service.errors import SchemaViolation
+from model_service.errors import InvalidMonth, SchemaViolation
 from model_service.schema import validate
 
 
@@ -69,8 +69,8 @@ def scoring_request(event: Any) -> ScoringRequest:
 
 @contextmanager
 def _field(name: str) -> Iterator[None]:
-    """A ValueError inside becomes a SchemaViolation of field ``name``."""
+    """An InvalidMonth inside becomes a SchemaViolation of field ``name``."""
     try:
         yield
-    except ValueError as exc:
+    except InvalidMonth as exc:
         raise SchemaViolation([{"field": name, "reason": str(exc)}]) from None

@@ -31,9 +31,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model_service.batch import storage
-from model_service.config import Settings
+from model_service.config import DEFAULT_CHUNK_ROWS
 from model_service.errors import BadInputFile
-from model_service.features import FEATURE_COLUMNS
+from model_service.model.features import FEATURE_COLUMNS
 from model_service.schema import MAX_TRIP_DISTANCE_MILES, MAX_ZONE_ID
 from model_service.trips import ID_COLUMNS, add_duration, timestamp_columns
 
@@ -63,7 +63,7 @@ def score_file(
     output_path: str,
     *,
     ride_id_prefix: str = "",
-    chunk_rows: int = Settings().batch_chunk_rows,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: TextIO | None = None,
 ) -> ScoreReport:
     """Score ``input_path`` into ``output_path`` (each local or ``s3://``); a progress line per chunk if asked.

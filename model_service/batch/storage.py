@@ -19,52 +19,23 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+from model_service import s3
 from model_service.errors import InputNotFound, UnsafeOutput
 
-S3_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket"}
 TEMPORARY_PREFIXES = ("batch-input-", "batch-output-")
-
-
-def is_s3(path: str) -> bool:
-    return path.startswith("s3://")
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not bucket or not key:
-        raise ValueError(f"{uri}: an S3 path needs a bucket and a key, s3://bucket/key")
-    return bucket, key
-
-
-def s3_client() -> Any:
-    import boto3
-
-    return boto3.client("s3")
 
 
 def exists(path: str) -> bool:
     """Whether a file or S3 object is there (a backfill skips months whose output exists)."""
-    if not is_s3(path):
-        return Path(path).is_file()
-    from botocore.exceptions import ClientError
-
-    bucket, key = split_s3(path)
-    try:
-        s3_client().head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in S3_NOT_FOUND:
-            return False
-        raise
-    return True
+    return s3.exists(s3.client(), path) if s3.is_s3(path) else Path(path).is_file()
 
 
 def refuse_unsafe_output(input_path: str, output_path: str) -> None:
     """Refuse an output that is the input (it would be replaced by its own predictions) or a directory."""
-    if is_s3(input_path) and is_s3(output_path):
-        same = split_s3(input_path) == split_s3(output_path)
-    elif is_s3(input_path) or is_s3(output_path):
+    if s3.is_s3(input_path) and s3.is_s3(output_path):
+        same = s3.split(input_path) == s3.split(output_path)
+    elif s3.is_s3(input_path) or s3.is_s3(output_path):
         same = False
     else:
         source, target = Path(input_path), Path(output_path)
@@ -73,7 +44,7 @@ def refuse_unsafe_output(input_path: str, output_path: str) -> None:
         )
     if same:
         raise UnsafeOutput(f"{output_path}: the output is the input file; write the predictions elsewhere")
-    directory = split_s3(output_path)[1].endswith("/") if is_s3(output_path) else Path(output_path).is_dir()
+    directory = s3.split(output_path)[1].endswith("/") if s3.is_s3(output_path) else Path(output_path).is_dir()
     if directory:
         raise UnsafeOutput(f"{output_path}: the output is a directory; give a file name")
 
@@ -81,34 +52,26 @@ def refuse_unsafe_output(input_path: str, output_path: str) -> None:
 @contextmanager
 def local_copy(path: str) -> Iterator[str]:
     """A local file holding ``path``'s bytes, for as long as the block runs."""
-    if not is_s3(path):
+    if not s3.is_s3(path):
         if not Path(path).is_file():
             raise InputNotFound(f"{path}: no such file")
         yield path
         return
-    from botocore.exceptions import ClientError
-
-    bucket, key = split_s3(path)
     with tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIXES[0]) as tmp:
-        local = Path(tmp) / Path(key).name
-        try:
-            s3_client().download_file(bucket, key, str(local))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in S3_NOT_FOUND:
-                raise InputNotFound(f"{path}: no such object") from None
-            raise
+        local = Path(tmp) / Path(s3.split(path)[1]).name
+        s3.download(s3.client(), path, str(local))
         yield str(local)
 
 
 @contextmanager
 def complete_output(path: str) -> Iterator[str]:
     """A temporary local file to write; it becomes ``path`` only if the block ends without an error."""
-    if is_s3(path):
-        bucket, key = split_s3(path)
+    if s3.is_s3(path):
+        bucket, key = s3.split(path)
         with tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIXES[1]) as tmp:
             local = Path(tmp) / Path(key).name
             yield str(local)
-            s3_client().upload_file(str(local), bucket, key)
+            s3.client().upload_file(str(local), bucket, key)
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,8 @@ prediction's, so every delivery of a prediction gives the same decision event.
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-
 from model_service.kinesis.decode import decode_as
-from model_service.kinesis.events import DeadLetterEvent, DecisionEvent
-from model_service.kinesis.processor import StreamBatchProcessor
-from model_service.kinesis.publish import Publishers
+from model_service.kinesis.events import DecisionEvent
 from model_service.kinesis.records import OutboundRecord, SourceRecord
 from model_service.schema import PREDICTION_EVENT, PredictionEvent
 
@@ -43,16 +39,3 @@ class DecideLongRides:
             "threshold_minutes": self.threshold_minutes,
             "model": {"name": event["model"], "version": event["version"]},
         }
-
-
-def decision_processor(
-    threshold_minutes: float, publishers: Publishers
-) -> StreamBatchProcessor[PredictionEvent, DecisionEvent]:
-    return StreamBatchProcessor(decode_prediction_event, DecideLongRides(threshold_minutes), publishers)
-
-
-class DecisionsTestRunResponse(PartialItemFailureResponse):
-    """TEST_RUN's answer: the events that would have been published."""
-
-    decisions: list[DecisionEvent]
-    dead_letters: list[DeadLetterEvent]

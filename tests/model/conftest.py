@@ -38,9 +38,8 @@ def project_model(tmp_path_factory: pytest.TempPathFactory) -> PredictionService
     out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
     model_uri = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URI="))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
         patch.chdir(root)
-        return PredictionService.load(model_uri)
+        return PredictionService.load(model_uri, tracking_uri=env["MLFLOW_TRACKING_URI"])
 
 
 @pytest.fixture(scope="session", params=["course lin_reg.bin", "trained here on 2021-01"])

@@ -13,9 +13,10 @@ import math
 import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
+from model_service.config import Settings
 from model_service.kinesis.events import PredictionEvent
+from model_service.kinesis.function import prediction_steps
 from model_service.kinesis.publish import CollectingPublisher, Deadline, Publishers
-from model_service.kinesis.rides import ride_processor
 from model_service.service import PredictionService
 from stream_tools.local_invoke import kinesis_event
 from stream_tools.producer import ride_event
@@ -28,7 +29,8 @@ def prediction_events(model: PredictionService, events: list[dict]) -> list[Pred
     """The prediction events the prediction function publishes for these ride events, one each, in order."""
     predictions, dead_letters = CollectingPublisher(), CollectingPublisher()
     records = KinesisStreamEvent(kinesis_event(json.dumps(e).encode() for e in events)).records
-    ride_processor(model, Publishers(predictions, dead_letters)).process(records, Deadline.after(60))
+    processor = prediction_steps(model, Settings()).processor(Publishers(predictions, dead_letters))
+    processor.process(records, Deadline.after(60))
     assert dead_letters.take() == [], "every ride here is valid"
     return [record.event for record in predictions.take()]
 

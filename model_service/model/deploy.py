@@ -1,0 +1,70 @@
+"""Deploying a model: pin its MLflow URI to one version, check it serves, and copy it where the functions read it.
+
+``python -m model_service resolve --upload-to s3://bucket/prefix`` runs
+``prepare_deployment``: the URI is resolved (``registry``), the model is
+loaded the way the function will load it (``load``), copied under the
+deployment's model prefix, one prefix per version, and the ``MODEL_URI``
+(``s3://``) and ``MODEL_VERSION`` to deploy with are printed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model_service import s3 as s3_location
+from model_service.model.load import load_model
+from model_service.model.registry import ResolvedModel, download, resolve
+
+
+def upload(model_dir: Path, destination: str, s3: Any) -> str:
+    """Copy a model directory to ``destination`` (``s3://bucket/prefix``), which then holds exactly its files.
+
+    Objects left under the prefix by an earlier upload that are not part of
+    this model are deleted after the upload, so a stale file can never be
+    served beside the new ones.
+    """
+    bucket, prefix = s3_location.split(destination.rstrip("/"))
+    uploaded = set()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        key = f"{prefix}/{path.relative_to(model_dir).as_posix()}"
+        s3.upload_file(str(path), bucket, key)
+        uploaded.add(key)
+    stale = [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/")
+        for obj in page.get("Contents", [])
+        if obj["Key"] not in uploaded
+    ]
+    for start in range(0, len(stale), 1000):  # DeleteObjects takes at most 1000 keys
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]]})
+    return f"s3://{bucket}/{prefix}"
+
+
+@dataclass(frozen=True)
+class DeployableModel:
+    model_uri: str
+    """What the function's MODEL_URI must be: the uploaded copy, or MLflow's own location without an upload."""
+    version: str
+    """What its MODEL_VERSION must be: the resolved version."""
+    description: str
+    """What serves it (a weight table, or scikit-learn), as the function will load it."""
+    resolved: ResolvedModel
+
+
+def prepare_deployment(
+    uri: str, *, upload_to: str | None, s3: Any = None, allow_pickle: bool = False, tracking_uri: str | None = None
+) -> DeployableModel:
+    """Resolve ``uri``, check the model loads and predicts as the function will load it, and copy it if asked.
+
+    The copy goes to ``<upload_to>/<resolved.key>``: one prefix per version, so
+    a deployment can roll back by pointing MODEL_URI at the previous one.
+    """
+    resolved = resolve(uri, tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="resolve-") as tmp:
+        local = download(resolved, Path(tmp), tracking_uri)
+        loaded = load_model(str(local), resolved.version, allow_pickle=allow_pickle)
+        model_uri = upload(local, f"{upload_to.rstrip('/')}/{resolved.key}", s3) if upload_to else resolved.artifact_uri
+    return DeployableModel(model_uri, resolved.version, loaded.description, resolved)

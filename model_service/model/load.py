@@ -1,0 +1,295 @@
+"""Load the model that ``MODEL_URI`` names, refuse what is unsafe, and say plainly why.
+
+Where a model can live: an MLflow model directory (local or under ``s3://``),
+a course-style ``model.bin`` pickle (local or ``s3://``), or an MLflow URI
+(``runs:/``, ``models:/name/version``, ``models:/name@alias``), which needs
+MLflow and is for the web service and batch scoring; the Lambda function gets
+an ``s3://`` location that ``python -m model_service resolve`` wrote at deploy time.
+
+What is loaded, fastest first:
+- an MLflow model with a weight table (what training writes for the linear
+  family): the table, with numpy alone;
+- any other MLflow sklearn model: with skops, trusting only skops' defaults and
+  ``TRUSTED_TYPES``, whatever the artifact's own MLmodel asks to trust. An
+  artifact saved with pickle or cloudpickle, which can run any code when read,
+  is refused unless MODEL_ALLOW_PICKLE opts in;
+- a ``model.bin``: a pickle by the course's own choice, so MODEL_URI must point
+  at storage only trusted people can write (see the README's Security section).
+
+Whatever loaded must then predict one ride sensibly (``smoke_test``), or the
+service refuses to start, naming the URI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import numpy as np
+
+from model_service import s3
+from model_service.errors import InvalidWeightTable, ModelLoadError, UnsafeModel, UnusableModel
+from model_service.model.weight_table import FLAVOR as WEIGHT_TABLE_FLAVOR
+from model_service.model.weight_table import WeightTable
+
+PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle")
+
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+"""Types skops may build beyond its own defaults: what the project's models hold (the forest's trees)."""
+
+SMOKE_RIDE = (130, 205, 3.66)
+"""The course's sample ride (PULocationID, DOLocationID, trip_distance); 12.79 minutes with its lin_reg.bin."""
+SANE_MINUTES = (0.0, 24 * 60.0)
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor(Protocol):
+    def predict(
+        self, pu_location_id: np.ndarray, do_location_id: np.ndarray, trip_distance: np.ndarray
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    predictor: Predictor
+    version: str
+    uri: str
+    description: str
+    """What serves it, for the logs: "weight table ...", or "scikit-learn <estimator>"."""
+
+
+def load_model(
+    uri: str, version: str | None = None, *, allow_pickle: bool = False, tracking_uri: str | None = None
+) -> LoadedModel:
+    """Load and smoke-test the model at ``uri``; ``version`` (MODEL_VERSION) overrides the derived one.
+
+    ``tracking_uri`` is the MLflow store that ``models:/`` and ``runs:/`` URIs are read from (MLflow's
+    own choice when None).
+    """
+    try:
+        predictor, derived_version, description = _load(uri, allow_pickle, tracking_uri)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"Cannot load the model at MODEL_URI={uri!r}: {type(exc).__name__}: {exc}") from exc
+    smoke_test(predictor, uri)
+    return LoadedModel(predictor=predictor, version=version or derived_version, uri=uri, description=description)
+
+
+def smoke_test(predictor: Predictor, uri: str) -> None:
+    """Predict the course's sample ride: a model that cannot, or answers nonsense, must not start serving."""
+    pu, do, distance = SMOKE_RIDE
+    ride = f"the ride {pu} -> {do}, {distance} mi"
+    try:
+        minutes = np.asarray(predictor.predict(np.array([pu]), np.array([do]), np.array([distance])))
+    except Exception as exc:
+        raise UnusableModel(
+            f"The model at MODEL_URI={uri!r} loaded but cannot predict {ride}: {type(exc).__name__}: {exc}"
+        ) from exc
+    low, high = SANE_MINUTES
+    if minutes.shape != (1,) or not np.isfinite(minutes).all() or not low <= float(minutes[0]) <= high:
+        raise UnusableModel(
+            f"The model at MODEL_URI={uri!r} loaded but predicts {minutes.tolist()!r} minutes for {ride}, "
+            f"not one duration from {low:g} to {high:g} minutes: refusing to serve it"
+        )
+
+
+def _load(uri: str, allow_pickle: bool, tracking_uri: str | None) -> tuple[Predictor, str, str]:
+    if uri.startswith(("runs:/", "models:/")):
+        from model_service.model import registry
+
+        resolved = registry.resolve(uri, tracking_uri)
+        with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+            local = registry.download(resolved, Path(tmp), tracking_uri)
+            predictor, _, description = _load_from(_LocalFiles(local), uri, allow_pickle)
+        return predictor, resolved.version, description
+    files: _ModelFiles = _S3Files(uri) if uri.startswith("s3://") else _LocalFiles(Path(uri.removeprefix("file://")))
+    return _load_from(files, uri, allow_pickle)
+
+
+class _ModelFiles(Protocol):
+    """A model.bin, or the files of an MLflow model directory, wherever they are."""
+
+    def is_single_file(self) -> bool: ...
+
+    def read(self, name: str = "") -> bytes:
+        """The file ``name`` of the directory, or the single file itself for ``""``."""
+        ...
+
+
+class _LocalFiles:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def is_single_file(self) -> bool:
+        return self.path.is_file()
+
+    def read(self, name: str = "") -> bytes:
+        return (self.path / name if name else self.path).read_bytes()
+
+
+class _S3Files:
+    """An object (``.bin``, ``.pkl``, ``.pickle``) or a prefix, read straight into memory with boto3."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+        s3.split(self.uri)
+        self.s3 = s3.client()
+
+    def is_single_file(self) -> bool:
+        return self.uri.endswith(PICKLE_SUFFIXES)
+
+    def read(self, name: str = "") -> bytes:
+        return s3.read(self.s3, f"{self.uri}/{name}" if name else self.uri)
+
+
+def _load_from(files: _ModelFiles, uri: str, allow_pickle: bool) -> tuple[Predictor, str, str]:
+    if files.is_single_file():
+        return _load_model_bin(files.read(), uri)
+    try:
+        mlmodel_text = files.read("MLmodel")
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        if isinstance(files, _LocalFiles) and files.path.is_dir():
+            raise ModelLoadError(
+                f"MODEL_URI={uri!r} is a directory without an MLmodel file, so not an MLflow model"
+            ) from None
+        where = "no such file or directory" if isinstance(files, _LocalFiles) else f"no MLflow model there ({exc})"
+        raise ModelLoadError(f"Cannot load the model at MODEL_URI={uri!r}: {where}") from None
+    return _load_mlflow_dir(files, _parse_mlmodel(mlmodel_text, uri), uri, allow_pickle)
+
+
+def _parse_mlmodel(text: bytes, uri: str) -> dict[str, Any]:
+    import yaml
+
+    mlmodel = yaml.safe_load(text)
+    if not isinstance(mlmodel, dict) or not isinstance(mlmodel.get("flavors"), dict):
+        raise ModelLoadError(f"MODEL_URI={uri!r}: its MLmodel file lists no flavors")
+    return mlmodel
+
+
+def _file_in_model(name: Any, uri: str) -> str:
+    """A file name from MLmodel, which must stay inside the model's directory."""
+    path = PurePosixPath(str(name))
+    if not name or path.is_absolute() or ".." in path.parts:
+        raise UnsafeModel(f"MODEL_URI={uri!r}: its MLmodel names {name!r}, which is not a file inside the model")
+    return str(path)
+
+
+def _load_mlflow_dir(
+    files: _ModelFiles, mlmodel: dict[str, Any], uri: str, allow_pickle: bool
+) -> tuple[Predictor, str, str]:
+    flavors = mlmodel["flavors"]
+    version = str(mlmodel.get("run_id") or mlmodel.get("model_id") or mlmodel.get("model_uuid") or "unknown")
+    table_flavor = flavors.get(WEIGHT_TABLE_FLAVOR)
+    if isinstance(table_flavor, dict):
+        try:
+            table = WeightTable.from_bytes(files.read(_file_in_model(table_flavor.get("data"), uri)))
+        except InvalidWeightTable as exc:
+            raise ModelLoadError(
+                f"Cannot load the model at MODEL_URI={uri!r}: its weight table is invalid: {exc}"
+            ) from None
+        return table, version, "weight table (numpy)"
+    sklearn_flavor = flavors.get("sklearn")
+    if not isinstance(sklearn_flavor, dict):
+        raise ModelLoadError(f"MODEL_URI={uri!r} is an MLflow model with neither a weight table nor the sklearn flavor")
+    serialization = sklearn_flavor.get("serialization_format", "pickle")  # MLflow's default before skops
+    pickled_with = sklearn_flavor.get("sklearn_version")
+    data = files.read(_file_in_model(sklearn_flavor.get("pickled_model"), uri))
+    if serialization == "skops":
+        model = _load_skops(data, uri, pickled_with)
+    elif serialization in ("pickle", "cloudpickle"):
+        if not allow_pickle:
+            raise UnsafeModel(
+                f"Refusing to load the model at MODEL_URI={uri!r}: it is saved with {serialization}, which runs "
+                f"whatever code the file holds when it is read. This service reads MLflow models with skops only. "
+                f"Log the model again with skops (`python -m model_service train` does), or, if only trusted "
+                f"people can write where MODEL_URI points, set MODEL_ALLOW_PICKLE=true."
+            )
+        model = _unpickle(data, uri, pickled_with)
+    else:
+        raise ModelLoadError(f"MODEL_URI={uri!r}: unknown sklearn serialization format {serialization!r}")
+    predictor, description = _predictor_for(model, uri)
+    return predictor, version, description
+
+
+def _load_skops(data: bytes, uri: str, pickled_with: str | None) -> Any:
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.loads(data, trusted=TRUSTED_TYPES)
+    except UntrustedTypesFoundException as exc:
+        raise UnsafeModel(
+            f"Refusing to load the model at MODEL_URI={uri!r}: it holds types this service does not trust "
+            f"({str(exc).splitlines()[0]}). Only skops' defaults and {TRUSTED_TYPES} are trusted, whatever "
+            f"the model's MLmodel asks for; if a type is safe, add it to TRUSTED_TYPES in "
+            f"model_service/model/load.py."
+        ) from None
+    except Exception as exc:
+        raise ModelLoadError(_deserialization_failure(uri, exc, pickled_with)) from exc
+
+
+def _load_model_bin(data: bytes, uri: str) -> tuple[Predictor, str, str]:
+    model = _unpickle(data, uri, None)
+    predictor, description = _predictor_for(model, uri)
+    return predictor, hashlib.sha256(data).hexdigest()[:12], description
+
+
+def _unpickle(data: bytes, uri: str, pickled_with: str | None) -> Any:
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InconsistentVersionWarning)
+        try:
+            model = pickle.loads(data)
+        except Exception as exc:
+            raise ModelLoadError(
+                _deserialization_failure(uri, exc, _pickled_sklearn_version(caught) or pickled_with)
+            ) from exc
+    if warned_version := _pickled_sklearn_version(caught):
+        logger.warning(
+            "%s was pickled with scikit-learn %s; check its predictions before serving it", uri, warned_version
+        )
+    return model
+
+
+def _predictor_for(model: Any, uri: str) -> tuple[Predictor, str]:
+    from model_service.errors import NotARideModel
+    from model_service.model.sklearn_model import predictor_for
+
+    try:
+        return predictor_for(model)
+    except NotARideModel as exc:
+        raise UnusableModel(
+            f"The model at MODEL_URI={uri!r} cannot predict rides: {exc} (the course's (DictVectorizer, model) "
+            f"tuple, or a Pipeline that starts with a DictVectorizer)"
+        ) from None
+
+
+def _pickled_sklearn_version(caught: list[warnings.WarningMessage]) -> str | None:
+    for w in caught:
+        original = getattr(w.message, "original_sklearn_version", None)
+        if original:
+            return str(original)
+    return None
+
+
+def _deserialization_failure(uri: str, exc: Exception, pickled_with: str | None) -> str:
+    import sklearn
+
+    cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if pickled_with and pickled_with != sklearn.__version__:
+        return (
+            f"Cannot load the model at MODEL_URI={uri!r}: it was saved with scikit-learn {pickled_with} "
+            f"and this environment has scikit-learn {sklearn.__version__}, which cannot read it ({cause}). "
+            f"Fix: retrain it here with `python -m model_service train` (the new model is logged to MLflow), "
+            f"or serve it from an environment pinned to scikit-learn=={pickled_with}."
+        )
+    return f"Cannot load the model at MODEL_URI={uri!r}: {cause}"

@@ -1,0 +1,254 @@
+"""MODEL_URI: every place a model can live loads the same way; unsafe or unusable models are refused, naming it."""
+
+import builtins
+import hashlib
+import pickle
+import re
+import shutil
+
+import boto3
+import numpy as np
+import pytest
+import yaml
+
+from model_service.errors import ModelLoadError, UnsafeModel, UnusableModel
+from model_service.model.features import features_for_frame
+from model_service.model.load import load_model
+from model_service.model.weight_table import FILE_NAME, WeightTable
+from model_service.sample_data import make_trips
+from tests.conftest import shared_path
+
+RIDE = (130, 205, 3.66)
+
+
+def predict_one(model, ride=RIDE) -> float:
+    return float(model.predictor.predict(*(np.array([value]) for value in ride))[0])
+
+
+def edit_mlmodel(model_dir, edit) -> None:
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+    edit(mlmodel)
+    (model_dir / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+
+
+def copy_of(model_dir, tmp_path):
+    return shutil.copytree(model_dir, tmp_path / "model")
+
+
+@pytest.mark.shared_data
+def test_course_lin_reg_bin_predicts_the_course_figures_from_its_weight_table():
+    model = load_model(str(shared_path("models/lin_reg.bin")))
+    assert model.description == "weight table of a LinearRegression"
+    assert predict_one(model) == pytest.approx(12.7855, abs=1e-4)
+    assert predict_one(model, (10, 50, 40.0)) == pytest.approx(26.4388, abs=1e-4)
+
+
+@pytest.mark.shared_data
+def test_course_mlflow_forest_saved_with_cloudpickle_is_refused_naming_the_setting():
+    uri = str(shared_path("models/course-mlflow-rf"))
+    with pytest.raises(UnsafeModel) as raised:
+        load_model(uri)
+    message = str(raised.value)
+    assert "cloudpickle" in message
+    assert "MODEL_ALLOW_PICKLE=true" in message
+    assert uri in message
+
+
+@pytest.mark.shared_data
+def test_course_mlflow_forest_allowed_to_unpickle_fails_naming_both_sklearn_versions_and_the_fix():
+    import sklearn
+
+    with pytest.raises(ModelLoadError) as raised:
+        load_model(str(shared_path("models/course-mlflow-rf")), allow_pickle=True)
+    message = str(raised.value)
+    assert "scikit-learn 1.0.2" in message
+    assert f"scikit-learn {sklearn.__version__}" in message
+    assert "python -m model_service train" in message
+    assert "course-mlflow-rf" in message
+    assert "expected:" not in message, "the raw dtype dump belongs in the cause, not the message"
+
+
+def test_model_bin_version_is_a_short_sha256_of_the_file(model_bin):
+    assert load_model(str(model_bin)).version == hashlib.sha256(model_bin.read_bytes()).hexdigest()[:12]
+
+
+def test_model_version_setting_overrides_the_derived_version(model_bin):
+    assert load_model(str(model_bin), version="2024-06-01").version == "2024-06-01"
+
+
+def test_trained_mlflow_model_is_served_from_its_weight_table_with_its_model_id(mlflow_model_dir, model_bin):
+    model = load_model(str(mlflow_model_dir))
+    assert model.description == "weight table (numpy)"
+    assert predict_one(model) == pytest.approx(predict_one(load_model(str(model_bin))), abs=1e-9)
+    assert model.version == yaml.safe_load((mlflow_model_dir / "MLmodel").read_text())["model_uuid"]
+
+
+def test_a_forest_is_read_with_skops_and_served_by_scikit_learn(forest_model_dir, fitted_forest):
+    model = load_model(str(forest_model_dir))
+    assert model.description == "scikit-learn RandomForestRegressor"
+    trips = make_trips(200, seed=9)
+    columns = [trips[c].to_numpy() for c in ("PULocationID", "DOLocationID", "trip_distance")]
+    assert np.array_equal(model.predictor.predict(*columns), fitted_forest.predict(features_for_frame(trips)))
+
+
+def test_an_mlflow_model_saved_with_pickle_is_refused_unless_allowed(tmp_path, fitted_pipeline, model_bin):
+    import mlflow.sklearn
+
+    path = tmp_path / "pickled"
+    mlflow.sklearn.save_model(fitted_pipeline, str(path), serialization_format="pickle", pip_requirements=[])
+    with pytest.raises(UnsafeModel, match=r"saved with pickle.*MODEL_ALLOW_PICKLE=true"):
+        load_model(str(path))
+    allowed = load_model(str(path), allow_pickle=True)
+    assert predict_one(allowed) == pytest.approx(predict_one(load_model(str(model_bin))), abs=1e-9)
+
+
+class _Payload:
+    """Unpickling this runs code: it writes a file."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
+
+
+def test_a_pickle_in_an_mlflow_model_is_never_read_without_the_setting(tmp_path, forest_model_dir):
+    model = copy_of(forest_model_dir, tmp_path)
+    evidence = tmp_path / "code-ran"
+    (model / "model.pkl").write_bytes(pickle.dumps(_Payload(evidence)))
+    edit_mlmodel(
+        model, lambda m: m["flavors"]["sklearn"].update(pickled_model="model.pkl", serialization_format="cloudpickle")
+    )
+    with pytest.raises(UnsafeModel):
+        load_model(str(model))
+    assert not evidence.exists()
+
+
+def test_skops_types_outside_the_projects_list_are_refused_whatever_mlmodel_trusts(tmp_path, forest_model_dir):
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    model = copy_of(forest_model_dir, tmp_path)
+    (model / "model.skops").write_bytes(skops.io.dumps(FunctionTransformer(func=builtins.eval)))
+    edit_mlmodel(model, lambda m: m["flavors"]["sklearn"].update(skops_trusted_types=["builtins.eval"]))
+    with pytest.raises(UnsafeModel, match=r"does not trust .*builtins\.eval"):
+        load_model(str(model))
+
+
+def test_an_artifact_that_loads_as_the_integer_0_fails_start_up_naming_the_uri(tmp_path, forest_model_dir):
+    import skops.io
+
+    model = copy_of(forest_model_dir, tmp_path)
+    (model / "model.skops").write_bytes(skops.io.dumps(0))
+    with pytest.raises(
+        UnusableModel, match=re.escape(str(model)) + r".*cannot predict rides: it holds an object of type int"
+    ):
+        load_model(str(model))
+
+
+def test_a_pickled_model_bin_of_something_else_fails_start_up_naming_the_uri(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(
+        UnusableModel, match=re.escape(str(path)) + r".*holds an object of type dict, not a DictVectorizer"
+    ):
+        load_model(str(path))
+
+
+def test_a_model_predicting_nonsense_for_the_sample_ride_fails_start_up_naming_the_uri(tmp_path, mlflow_model_dir):
+    model = copy_of(mlflow_model_dir, tmp_path)
+    table = WeightTable.from_bytes((model / FILE_NAME).read_bytes())
+    (model / FILE_NAME).write_bytes(WeightTable(1e6, table.distance_weight, table.pair_weights).to_bytes())
+    with pytest.raises(UnusableModel, match=re.escape(str(model)) + r".*not one duration from 0 to 1440 minutes"):
+        load_model(str(model))
+
+
+def test_a_weight_table_with_nan_weights_is_refused(tmp_path, mlflow_model_dir):
+    model = copy_of(mlflow_model_dir, tmp_path)
+    table = WeightTable.from_bytes((model / FILE_NAME).read_bytes())
+    (model / FILE_NAME).write_bytes(WeightTable(np.nan, table.distance_weight, table.pair_weights).to_bytes())
+    with pytest.raises(ModelLoadError, match="weight table is invalid: intercept holds NaN"):
+        load_model(str(model))
+
+
+@pytest.mark.parametrize("name", ["../../outside.npz", "/etc/passwd"])
+def test_mlmodel_naming_a_file_outside_the_model_is_refused(tmp_path, mlflow_model_dir, name):
+    model = copy_of(mlflow_model_dir, tmp_path)
+    edit_mlmodel(model, lambda m: m["flavors"]["ride_duration_weight_table"].update(data=name))
+    with pytest.raises(UnsafeModel, match="not a file inside the model"):
+        load_model(str(model))
+
+
+def test_missing_model_fails_naming_the_uri(tmp_path):
+    missing = tmp_path / "nope" / "model.bin"
+    with pytest.raises(ModelLoadError, match=re.escape("nope/model.bin")):
+        load_model(str(missing))
+
+
+def test_directory_without_mlmodel_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="without an MLmodel file"):
+        load_model(str(tmp_path))
+
+
+def test_corrupt_pickle_fails_naming_the_uri(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"definitely not a pickle")
+    with pytest.raises(ModelLoadError, match=str(path)):
+        load_model(str(path))
+
+
+def upload_dir(model_dir, bucket, prefix, skip=()):
+    s3 = boto3.client("s3")
+    for path in model_dir.rglob("*"):
+        if path.is_file() and path.name not in skip:
+            s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(model_dir)}")
+
+
+def test_model_bin_loads_from_s3(aws, model_bin):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.upload_file(str(model_bin), "models", "ride-duration/model.bin")
+    model = load_model("s3://models/ride-duration/model.bin")
+    assert predict_one(model) == pytest.approx(predict_one(load_model(str(model_bin))))
+
+
+def test_a_weight_table_model_loads_from_s3_without_its_scikit_learn_files(aws, mlflow_model_dir):
+    boto3.client("s3").create_bucket(Bucket="models")
+    upload_dir(mlflow_model_dir, "models", "ride-duration/1", skip={"model.skops"})
+    model = load_model("s3://models/ride-duration/1")
+    assert model.description == "weight table (numpy)"
+    assert predict_one(model) == pytest.approx(predict_one(load_model(str(mlflow_model_dir))))
+
+
+def test_a_forest_loads_from_an_s3_prefix(aws, forest_model_dir):
+    boto3.client("s3").create_bucket(Bucket="models")
+    upload_dir(forest_model_dir, "models", "runs/abc/artifacts/model")
+    model = load_model("s3://models/runs/abc/artifacts/model/")
+    assert predict_one(model) == pytest.approx(predict_one(load_model(str(forest_model_dir))))
+
+
+def test_empty_s3_prefix_fails_naming_the_uri_and_the_missing_mlmodel(aws):
+    boto3.client("s3").create_bucket(Bucket="models")
+    with pytest.raises(
+        ModelLoadError, match=r"Cannot load the model at MODEL_URI='s3://models/missing/model'.*MLmodel"
+    ):
+        load_model("s3://models/missing/model")
+
+
+def test_registered_model_version_uri_reports_the_version(registry):
+    assert load_model("models:/ride-duration/1").version == "1"
+
+
+def test_registered_model_alias_uri_reports_the_version_it_points_to(registry):
+    assert load_model("models:/ride-duration@champion").version == "1"
+
+
+def test_runs_uri_reports_the_run_id(registry):
+    model = load_model(f"runs:/{registry}/model")
+    assert model.version == registry
+    assert model.description == "weight table (numpy)"
+
+
+def test_unknown_registered_model_fails_naming_the_uri(registry):
+    with pytest.raises(ModelLoadError, match="models:/no-such-model/1"):
+        load_model("models:/no-such-model/1")
