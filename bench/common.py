@@ -89,7 +89,7 @@ def trained_model(workdir: Path) -> tuple[Path, str]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the report, not a progress bar
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
     with contextlib.chdir(workdir):  # MLflow writes its artifacts under the working directory
-        result = train(train_path, val_path, tracking_uri=tracking, register=False)
+        (result,) = train(train_path, val_path, targets=("duration",), tracking_uri=tracking, register=False)
         model_dir = mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(workdir / "model"))
     return Path(model_dir), description
 
@@ -107,23 +107,31 @@ def bench_model(workdir: Path) -> tuple[Path, str]:
     return path, "linear model trained on 50,000 generated trips (../shared is absent)"
 
 
-def generated_pipeline():
-    """DictVectorizer + LinearRegression fitted on 50,000 generated TLC-shaped trips, as training fits it."""
+def generated_pipeline(column: str = "duration"):
+    """DictVectorizer + LinearRegression fitted on 50,000 generated trips' ``column``, as training fits it."""
     from model_service.model.features import features_for_frame
     from model_service.model.training import build_pipeline
     from model_service.sample_data import make_trips
     from model_service.trips import add_duration
 
     trips = add_duration(make_trips(50_000, seed=0))
-    return build_pipeline("linear").fit(features_for_frame(trips), trips["duration"].to_numpy())
+    return build_pipeline("linear").fit(features_for_frame(trips), trips[column].to_numpy())
 
 
-def save_mlflow_model(pipeline, path: Path) -> Path:
-    """The pipeline as the MLflow model directory the functions load, as training logs it."""
+def save_mlflow_model(pipeline, path: Path, target: Any = None) -> Path:
+    """The pipeline as the MLflow model directory the functions load, as training logs it (a duration model)."""
+    from model_service.model.target import DURATION
     from model_service.model.training import save_model
 
-    save_model(pipeline, path)
+    save_model(pipeline, path, target=target or DURATION)
     return path
+
+
+def cost_model(workdir: Path) -> Path:
+    """The second model the project serves, beside the duration model: a cost model trained on generated trips."""
+    from model_service.model.target import COST
+
+    return save_mlflow_model(generated_pipeline("fare_amount"), workdir / "cost-model", COST)
 
 
 def load_course_model(model_bin: Path) -> tuple[Any, Any]:

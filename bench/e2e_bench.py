@@ -1,13 +1,17 @@
-"""End-to-end figures of the deployed stack on the local LocalStack: latency and sustained throughput.
+"""End-to-end figures of the deployed stack on the local LocalStack: latency, throughput, and a second consumer's cost.
 
     .venv/bin/python -m bench.e2e_bench [--latency-rides 300] [--rate 20] [--burst 3000] [--param K=V ...]
 
-Starts its own Docker-free LocalStack on a free port, uploads a model trained
-on generated trips, deploys template.yaml with its default parameters, then:
+Starts its own Docker-free LocalStack on a free port, uploads a duration and
+a cost model trained on generated trips, deploys template.yaml with its
+default parameters, then measures twice, side by side in this run: with both
+consumers of the ride stream (duration and cost), then with the cost
+consumer's event source mapping disabled (duration alone):
 
 - latency: rides put at a steady rate, one by one timed from the return of
   their PutRecords call to the moment a tail polling the predictions stream
-  every 50 ms (and one on the decisions stream) first reads their event;
+  every 50 ms (and one on the decisions stream) first reads each consumer's
+  event;
 - sustained: a burst put as fast as the producer can, timed until the last of
   its predictions is read (the tail then polls every 250 ms, so that reading
   does not compete with the stack for the machine's two cores).
@@ -17,7 +21,9 @@ to see what a setting is worth.
 
 The figures are the local stack's (one shard, LocalStack's event source
 mapping, functions as local processes on a 2-core machine), not AWS's; they
-show where the time goes, and catch a regression in the path.
+show where the time goes, and catch a regression in the path. On AWS each
+consumer has its own execution environments, so what the second consumer
+costs here in CPU on two cores it costs there in money, not in latency.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import generated_pipeline, save_mlflow_model
+from bench.common import cost_model, generated_pipeline, save_mlflow_model
 from local_stack import aws as local_aws
 from local_stack.server import free_port
 from model_service.config import Settings
@@ -47,12 +54,12 @@ WAIT_SECONDS = 120
 
 
 class FirstSeen(threading.Thread):
-    """Polls a stream every ``interval`` seconds and keeps the time each ride_id's event was first read."""
+    """Polls a stream every ``interval`` seconds and keeps the time each event's key was first read."""
 
-    def __init__(self, stream: str, ride_id_of) -> None:
+    def __init__(self, stream: str, key_of) -> None:
         super().__init__(daemon=True)
         self.tail = StreamTail(reading_client(), stream)
-        self.ride_id_of = ride_id_of
+        self.key_of = key_of
         self.interval = LATENCY_POLL_SECONDS
         self.seen: dict[str, float] = {}
         self.stopping = threading.Event()
@@ -62,18 +69,18 @@ class FirstSeen(threading.Thread):
             events = self.tail.events()
             now = time.monotonic()
             for event in events:
-                self.seen.setdefault(str(self.ride_id_of(event)), now)
+                self.seen.setdefault(str(self.key_of(event)), now)
             time.sleep(self.interval)
 
-    def wait_for(self, ride_ids: list[str], timeout: float = WAIT_SECONDS) -> float:
-        """Seconds until every one of ``ride_ids`` was seen; fails naming how many never came."""
+    def wait_for(self, keys: list[str], timeout: float = WAIT_SECONDS) -> float:
+        """The time the last of ``keys`` was seen; fails naming how many never came."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(r in self.seen for r in ride_ids):
-                return max(self.seen[r] for r in ride_ids)
+            if all(k in self.seen for k in keys):
+                return max(self.seen[k] for k in keys)
             time.sleep(LATENCY_POLL_SECONDS)
-        missing = sum(r not in self.seen for r in ride_ids)
-        raise TimeoutError(f"{missing} of {len(ride_ids)} rides never came out on {self.tail.stream_name}")
+        missing = sum(k not in self.seen for k in keys)
+        raise TimeoutError(f"{missing} of {len(keys)} events never came out on {self.tail.stream_name}")
 
 
 def send(stream: str, count: int, prefix: str, rate: float | None) -> tuple[dict[str, float], float]:
@@ -89,6 +96,69 @@ def send(stream: str, count: int, prefix: str, rate: float | None) -> tuple[dict
     if report.failed:
         raise RuntimeError(f"{report.failed} rides could not be put")
     return put_at, report.seconds
+
+
+def keyed(consumer: str, ride_ids) -> list[str]:
+    return [f"{consumer}:{r}" for r in ride_ids]
+
+
+def consumer_key(event: dict) -> str:
+    """A prediction's consumer (the end of its event_id) and ride: each consumer's event is timed on its own."""
+    return f"{event.get('event_id', '').rpartition('/')[2]}:{event.get('prediction', {}).get('ride_id')}"
+
+
+def decision_key(event: dict) -> str:
+    return f"{event.get('prediction_event_id', '').rpartition('/')[2]}:{event.get('ride_id')}"
+
+
+@dataclass
+class Phase:
+    """One configuration's figures: latency to each consumer's event and its decision, and a burst's throughput."""
+
+    to_prediction: dict[str, list[float]]
+    to_decision: dict[str, list[float]]
+    put_seconds: float
+    burst_seconds: float
+
+
+def measure(stack, consumers: tuple[str, ...], args: argparse.Namespace, label: str) -> Phase:
+    predictions = FirstSeen(stack.predictions_stream, consumer_key)
+    decisions = FirstSeen(stack.decisions_stream, decision_key)
+    predictions.start()
+    decisions.start()
+    try:
+        warm_put, _ = send(stack.input_stream, 5, f"warm-{label}-", rate=None)
+        for consumer in consumers:
+            predictions.wait_for(keyed(consumer, warm_put))
+
+        put_at, _ = send(stack.input_stream, args.latency_rides, f"lat-{label}-", rate=args.rate)
+        to_prediction, to_decision = {}, {}
+        for consumer in consumers:
+            predictions.wait_for(keyed(consumer, put_at))
+            decisions.wait_for(keyed(consumer, put_at))
+            to_prediction[consumer] = [predictions.seen[f"{consumer}:{r}"] - t for r, t in put_at.items()]
+            to_decision[consumer] = [decisions.seen[f"{consumer}:{r}"] - t for r, t in put_at.items()]
+
+        decisions.stopping.set()
+        predictions.interval = BURST_POLL_SECONDS
+        burst_started = time.monotonic()
+        burst_put, put_seconds = send(stack.input_stream, args.burst, f"burst-{label}-", rate=None)
+        done = max(predictions.wait_for(keyed(consumer, burst_put)) for consumer in consumers)
+        return Phase(to_prediction, to_decision, put_seconds, done - burst_started)
+    finally:
+        predictions.stopping.set()
+        decisions.stopping.set()
+
+
+def disable_event_source(clients, function: str) -> None:
+    lam = clients("lambda")
+    (mapping,) = lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    local_aws.wait_until(
+        lambda: lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Disabled",
+        60,
+        f"{function}'s event source mapping to stop",
+    )
 
 
 def percentiles(seconds: list[float]) -> str:
@@ -110,44 +180,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, local_aws.running_localstack(free_port()) as localstack:
         os.environ.update(local_aws.client_environment(localstack.endpoint))
         clients = local_aws.Clients(localstack.endpoint)
-        local_aws.upload_model(clients, save_mlflow_model(generated_pipeline(), Path(tmp) / "model"))
+        local_aws.upload_model(clients, save_mlflow_model(generated_pipeline(), Path(tmp) / "model"), "ride-duration")
+        local_aws.upload_model(clients, cost_model(Path(tmp)), "ride-cost")
         deployed_at = time.monotonic()
         stack = local_aws.deploy(clients, STACK_NAME, parameters)
         print(f"deployed template.yaml in {time.monotonic() - deployed_at:.1f} s", flush=True)
 
-        predictions = FirstSeen(stack.predictions_stream, lambda e: e.get("prediction", {}).get("ride_id"))
-        decisions = FirstSeen(stack.decisions_stream, lambda e: e.get("ride_id"))
-        predictions.start()
-        decisions.start()
-
-        warm_put, _ = send(stack.input_stream, 5, "warm-", rate=None)
-        cold = predictions.wait_for(list(warm_put)) - min(warm_put.values())
-        print(f"first predictions after deploy: {cold:.1f} s (function start + model load from S3)", flush=True)
-
-        put_at, _ = send(stack.input_stream, args.latency_rides, "lat-", rate=args.rate)
-        predictions.wait_for(list(put_at))
-        decisions.wait_for(list(put_at))
-        to_prediction = [predictions.seen[r] - t for r, t in put_at.items()]
-        to_decision = [decisions.seen[r] - t for r, t in put_at.items()]
-
-        decisions.stopping.set()
-        predictions.interval = BURST_POLL_SECONDS
-        burst_started = time.monotonic()
-        burst_put, put_seconds = send(stack.input_stream, args.burst, "burst-", rate=None)
-        burst_seconds = predictions.wait_for(list(burst_put)) - burst_started
-        predictions.stopping.set()
+        both = measure(stack, ("duration", "cost"), args, "both")
+        print("measured with both consumers; disabling the cost consumer's event source mapping", flush=True)
+        disable_event_source(clients, stack.cost_function)
+        alone = measure(stack, ("duration",), args, "alone")
 
     print()
     overrides = ", ".join(args.param) or "none"
     print("local stack: one shard per stream, functions as local processes (local_stack/lambda_local_executor)")
     print(f"template parameters overridden: {overrides}; LocalStack polls each shard once a second")
     print(f"\nlatency, {args.latency_rides} rides at {args.rate:g} rides/s, tails polling every 50 ms:")
-    print(f"  put -> prediction read   {percentiles(to_prediction)}")
-    print(f"  put -> decision read     {percentiles(to_decision)}")
+    for name, phase in (("duration and cost consumers", both), ("duration consumer alone", alone)):
+        print(f"  {name}:")
+        for consumer, seconds in phase.to_prediction.items():
+            print(f"    put -> {consumer + ' prediction read':<26} {percentiles(seconds)}")
+            print(f"    put -> {consumer + ' decision read':<26} {percentiles(phase.to_decision[consumer])}")
     print(f"\nsustained, a burst of {args.burst:,} rides put as fast as possible:")
-    print(f"  put in                   {put_seconds:6.2f} s   ({args.burst / put_seconds:8,.0f} rides/s into Kinesis)")
+    for name, phase in (("both consumers", both), ("duration alone", alone)):
+        rate = args.burst / phase.burst_seconds
+        print(
+            f"  {name:<16} put in {phase.put_seconds:5.2f} s; every consumer's predictions read after"
+            f" {phase.burst_seconds:6.2f} s ({rate:7,.0f} rides/s end to end)"
+        )
+    p50 = {
+        name: float(np.percentile(p.to_prediction["duration"], 50)) for name, p in (("both", both), ("alone", alone))
+    }
     print(
-        f"  all predicted after      {burst_seconds:6.2f} s   ({args.burst / burst_seconds:8,.0f} rides/s end to end)"
+        f"\nthe second consumer's cost on this machine: duration p50 {1000 * (p50['both'] - p50['alone']):+.0f} ms,"
+        f" burst {both.burst_seconds / alone.burst_seconds:.2f}x the time for twice the predictions"
     )
 
 

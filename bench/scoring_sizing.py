@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.scoring_sizing [--rows 3000000]
 
 Generates a TLC-shaped yellow month (``tpep_`` columns, row groups of 250,000
-rows), saves the model as the MLflow directory the function loads in AWS, and
+rows), saves the duration and cost models as the MLflow directories the
+function loads in AWS, and
 runs ``score_function.lambda_handler`` for that month in a fresh process: its
 import (the cold start: libraries and model) and the month's scoring, local
 file to local file. Prints wall time, the process's peak RSS and the file
@@ -20,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import as_mlflow_model, bench_model, machine, measured, write_month
+from bench.common import as_mlflow_model, bench_model, cost_model, machine, measured, write_month
 
 RUN_HANDLER = """
 import score_function
@@ -42,14 +43,14 @@ def main() -> int:
         write_month(source, args.rows, start="2023-01-01", taxi_type="yellow")
         env = {
             **os.environ,
-            "MODEL_URI": str(model_dir),
+            "MODEL_URIS": f"{model_dir},{cost_model(workdir)}",
             "BATCH_INPUT_TEMPLATE": str(workdir / "{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet"),
             "BATCH_OUTPUT_TEMPLATE": str(workdir / "out" / "{taxi_type}-{year:04d}-{month:02d}.parquet"),
             "POWERTOOLS_METRICS_NAMESPACE": "Sizing",
         }
         run = measured([sys.executable, "-c", RUN_HANDLER], env)
         output = workdir / "out" / "yellow-2023-01.parquet"
-        print(f"model: {description}, as an MLflow directory; {machine()}")
+        print(f"models: {description} and a cost model, as MLflow directories; {machine()}")
         print(f"input:  {args.rows:,} generated yellow trips, {source.stat().st_size / 2**20:,.0f} MiB parquet")
         print(f"output: {output.stat().st_size / 2**20:,.0f} MiB parquet")
         rate = f"{args.rows / run.seconds:,.0f} rows/s"

@@ -45,26 +45,43 @@ def clients(localstack) -> local_aws.Clients:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, phase) -> Path:
-    """A model trained by the project's own training command path, exported as its MLflow directory."""
+def model_dirs(tmp_path_factory, phase) -> dict[str, Path]:
+    """The models trained by the project's own training command path, exported as MLflow directories, by target."""
     import mlflow
 
     from model_service.model.training import train
     from model_service.sample_data import make_trips
 
     root = tmp_path_factory.mktemp("training")
-    with phase("train model"), pytest.MonkeyPatch.context() as patch:
+    with phase("train the models"), pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         make_trips(5000, seed=1).to_parquet(root / "train.parquet")
         make_trips(2000, seed=2, start="2021-02-01").to_parquet(root / "val.parquet")
         tracking = f"sqlite:///{root / 'mlflow.db'}"
-        result = train(str(root / "train.parquet"), str(root / "val.parquet"), tracking_uri=tracking)
+        results = train(str(root / "train.parquet"), str(root / "val.parquet"), tracking_uri=tracking)
         mlflow.set_tracking_uri(tracking)
-        return Path(mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(root / "export")))
+        return {
+            result.recipe.target.name: Path(
+                mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(root / result.recipe.target.name))
+            )
+            for result in results
+        }
 
 
 @pytest.fixture(scope="session")
-def stack(clients, model_dir, phase) -> local_aws.DeployedStack:
-    with phase("upload model + deploy template.yaml"):
-        local_aws.upload_model(clients, model_dir)
+def model_dir(model_dirs) -> Path:
+    """The duration model."""
+    return model_dirs["duration"]
+
+
+def upload_models(clients: local_aws.Clients, model_dirs: dict[str, Path], **where: str) -> None:
+    """Each model where the template's consumer of its target looks by default."""
+    for target, directory in model_dirs.items():
+        local_aws.upload_model(clients, directory, f"ride-{target}", **where)
+
+
+@pytest.fixture(scope="session")
+def stack(clients, model_dirs, phase) -> local_aws.DeployedStack:
+    with phase("upload the models + deploy template.yaml"):
+        upload_models(clients, model_dirs)
         return local_aws.deploy(clients, STACK_NAME)

@@ -2,10 +2,10 @@
 
 The template gives nothing up by default, so this deploys a second stack of
 it with MaximumRetryAttempts=0 and a model prefix holding no model: the
-prediction function cannot start, and the event source gives the batch up to
-its on-failure queue at the first failure. The replay then reads the batch back
-from the input stream and predicts it with the model, as the function would
-have.
+prediction functions cannot start, and the event sources give the batch up to
+their on-failure queues at the first failure. The replay then reads the batch
+back from the input stream and predicts it with the duration model, as the
+duration function would have.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_a_batch_given_up_on_purpose_is_replayed_into_the_predictions_it_would_h
     clients, localstack, stack, model_dir, monkeypatch, capsys, phase
 ):
     tag = uuid.uuid4().hex[:8]
-    queue_url = stack.outputs["PredictionFailedBatchQueueUrl"]
+    queue_url = stack.outputs["DurationFailedBatchQueueUrl"]
     ride_ids = [f"{tag}-{i}" for i in range(8)]
     payloads = [json.dumps(ride_payload(ride_id, distance=1 + i)).encode() for i, ride_id in enumerate(ride_ids)]
     put(localstack.endpoint, stack.input_stream, payloads)
@@ -82,7 +82,8 @@ def test_a_batch_given_up_on_purpose_is_replayed_into_the_predictions_it_would_h
     assert sorted(p["prediction"]["ride_id"] for p in predictions) == sorted(ride_ids)
     first, last = int(batch["startSequenceNumber"]), int(batch["endSequenceNumber"])
     for prediction in predictions:
-        stream, shard, sequence_number = prediction["event_id"].split(":")
-        assert (stream, shard) == (stack.input_stream, batch["shardId"])
+        record_id, consumer = prediction["event_id"].rsplit("/", 1)
+        stream, shard, sequence_number = record_id.split(":")
+        assert (stream, shard, consumer) == (stack.input_stream, batch["shardId"], "duration")
         assert first <= int(sequence_number) <= last, "the event_id the function would have given"
     assert messages(clients, queue_url) == 0

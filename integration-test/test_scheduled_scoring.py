@@ -17,7 +17,7 @@ import pytest
 from local_stack.aws import client_environment, wait_until
 from model_service.cli import main
 from model_service.sample_data import make_trips
-from model_service.service import PredictionService
+from model_service.service import PredictionService, RideModels
 from tests.aws.test_batch import COURSE_COLUMNS
 
 DATA_BUCKET = "ride-duration-data"
@@ -100,10 +100,10 @@ def test_the_schedule_runs_the_scoring_function_monthly_with_retries_and_a_dead_
     assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"] == dead_letters
 
 
-def test_each_scheduled_run_scores_the_month_before_it_into_s3_with_the_models_predictions(
-    clients, stack, schedule, trips, model_dir, tmp_path, phase
+def test_each_scheduled_run_scores_the_month_before_it_into_s3_with_both_models_predictions(
+    clients, stack, schedule, trips, model_dirs, tmp_path, phase
 ):
-    offline = PredictionService.load(str(model_dir))
+    offline = RideModels([PredictionService.load(str(model_dirs[target])) for target in ("duration", "cost")])
 
     with phase("two scheduled scoring runs"):
         fire(clients, schedule, "2021-02-02T11:00:00Z")
@@ -117,10 +117,21 @@ def test_each_scheduled_run_scores_the_month_before_it_into_s3_with_the_models_p
         expected = offline.predict_columns(
             source.PULocationID.to_numpy(), source.DOLocationID.to_numpy(), source.trip_distance.to_numpy()
         )
-        assert list(output.columns) == COURSE_COLUMNS
+        assert list(output.columns) == [
+            *COURSE_COLUMNS,
+            "actual_cost",
+            "predicted_cost",
+            "cost_diff",
+            "cost_model_version",
+        ]
         assert len(output) == MONTHS[month]
-        assert output["predicted_duration"].tolist() == pytest.approx(expected.tolist())
-        assert set(output["model_version"]) == {offline.version}
+        assert output["predicted_duration"].tolist() == pytest.approx(expected["duration"].tolist())
+        assert output["predicted_cost"].tolist() == pytest.approx(expected["cost"].tolist())
+        assert output["actual_cost"].tolist() == source.fare_amount.tolist()
+        assert (set(output["model_version"]), set(output["cost_model_version"])) == (
+            {offline.versions["duration"]},
+            {offline.versions["cost"]},
+        )
         assert output["ride_id"].tolist() == [f"{month.replace('-', '/')}_{i}" for i in range(MONTHS[month])]
 
 

@@ -1,8 +1,9 @@
-"""The deployed template on LocalStack: rides in, predictions and decisions out, nothing lost.
+"""The deployed template on LocalStack: rides in, each consumer's predictions and their decisions out, nothing lost.
 
 Every test runs on the real event source mappings of the one stack the session
-deploys, so each tags its rides with its own ride_id prefix and reads the
-shared streams for those alone.
+deploys (two model consumers of the ride stream, duration and cost, and the
+decision function), so each tags its rides with its own ride_id prefix and
+reads the shared streams for those alone.
 """
 
 from __future__ import annotations
@@ -94,28 +95,45 @@ def tails(clients, stack) -> dict[str, StreamTail]:
     }
 
 
+CONSUMERS = ("duration", "cost")
+MODELS = {"duration": "ride_duration_prediction_model", "cost": "ride_cost_prediction_model"}
+
+
 @pytest.fixture
-def offline(model_dir) -> PredictionService:
-    return PredictionService.load(str(model_dir))
+def offline(model_dirs) -> dict[str, PredictionService]:
+    """Each consumer's model, loaded here as the functions load it."""
+    return {consumer: PredictionService.load(str(model_dirs[consumer])) for consumer in CONSUMERS}
 
 
-def prediction_for(tag: str) -> Callable[[dict], bool]:
-    return lambda e: str(e.get("prediction", {}).get("ride_id", "")).startswith(tag)
+def prediction_for(tag: str, consumer: str | None = None) -> Callable[[dict], bool]:
+    """Prediction events of the rides tagged ``tag``, of one consumer's model if given."""
+    model = MODELS.get(consumer or "")
+    return lambda e: (
+        str(e.get("prediction", {}).get("ride_id", "")).startswith(tag) and (model is None or e.get("model") == model)
+    )
 
 
-def test_each_ride_becomes_one_prediction_with_the_offline_value_and_version(localstack, stack, tails, tag, offline):
+def consumer_of(event: dict) -> str:
+    return event["event_id"].rpartition("/")[2]
+
+
+def test_each_ride_becomes_one_prediction_per_consumer_with_the_offline_values_and_versions(
+    localstack, stack, tails, tag, offline
+):
     for tail in tails.values():
         tail.poll()
     rides = [ride_payload(f"{tag}-{i}", pu=10 + i, do=50 + i, distance=0.5 + i) for i in range(20)]
     put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
-    events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions")
-    by_ride = {e["prediction"]["ride_id"]: e for e in events}
-    assert set(by_ride) == {r["ride_id"] for r in rides}
-    expected = offline.predict([validate_ride(r["ride"]) for r in rides])
-    assert [by_ride[r["ride_id"]]["prediction"]["ride_duration"] for r in rides] == pytest.approx(expected)
-    assert {e["version"] for e in events} == {offline.version}
-    assert {e["model"] for e in events} == {"ride_duration_prediction_model"}
+    events = collect(tails["predictions"], prediction_for(tag), 2 * len(rides), "predictions of both consumers")
+    for consumer, model in offline.items():
+        mine = [e for e in events if consumer_of(e) == consumer]
+        by_ride = {e["prediction"]["ride_id"]: e for e in mine}
+        assert set(by_ride) == {r["ride_id"] for r in rides}, consumer
+        expected = model.predict([validate_ride(r["ride"]) for r in rides])
+        field = model.target.event_field
+        assert [by_ride[r["ride_id"]]["prediction"][field] for r in rides] == pytest.approx(expected)
+        assert {(e["model"], e["version"]) for e in mine} == {(MODELS[consumer], model.version)}
 
 
 POISON = {
@@ -140,13 +158,18 @@ def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(localstack,
     ]
     put(localstack.endpoint, stack.input_stream, payloads)
 
-    predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions around the poison")
-    assert {e["prediction"]["ride_id"] for e in predictions} == {f"{tag}-first", f"{tag}-last"}
+    predictions = collect(tails["predictions"], prediction_for(tag), 4, "predictions around the poison")
+    assert sorted((consumer_of(e), e["prediction"]["ride_id"]) for e in predictions) == sorted(
+        (consumer, f"{tag}-{ride}") for consumer in CONSUMERS for ride in ("first", "last")
+    )
 
     raw = {base64.b64encode(p).decode(): kind for kind, p in bad.items()}
-    dead = collect(tails["dead_letters"], lambda e: e.get("raw_data") in raw, len(bad), "dead letters")
-    reasons = {raw[e["raw_data"]]: e for e in dead}
-    assert set(reasons) == set(bad)
+    dead = collect(tails["dead_letters"], lambda e: e.get("raw_data") in raw, 2 * len(bad), "dead letters")
+    assert sorted((e["consumer"], raw[e["raw_data"]]) for e in dead) == sorted(
+        (consumer, kind) for consumer in CONSUMERS for kind in bad
+    ), "each consumer refuses each poison record, under its own event_id"
+    assert len({e["event_id"] for e in dead}) == 2 * len(bad)
+    reasons = {raw[e["raw_data"]]: e for e in dead if e["consumer"] == "cost"}
     assert reasons["not JSON"]["stage"] == "decode"
     assert reasons["missing ride_id"]["reason"] == "ride_id: Field required"
     assert reasons["negative distance"]["errors"][0]["field"] == "ride.trip_distance"
@@ -154,21 +177,23 @@ def test_poison_records_are_dead_lettered_and_do_not_block_the_shard(localstack,
     assert all(e["source"]["stream_name"] == stack.input_stream for e in dead)
 
 
-def test_decision_step_decides_every_predicted_ride(localstack, stack, tails, tag):
+def test_decision_step_decides_every_prediction_of_each_model_by_its_rule(localstack, stack, tails, tag):
     for tail in tails.values():
         tail.poll()
     rides = [ride_payload(f"{tag}-short", distance=0.5), ride_payload(f"{tag}-long", pu=1, do=265, distance=400)]
     put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
-    predictions = collect(tails["predictions"], prediction_for(tag), 2, "predictions")
-    decisions = collect(tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), 2, "decisions")
-    by_ride = {d["ride_id"]: d for d in decisions}
+    predictions = collect(tails["predictions"], prediction_for(tag), 4, "predictions")
+    decisions = collect(tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), 4, "decisions")
+    by_prediction = {d["prediction_event_id"]: d for d in decisions}
     for prediction in predictions:
-        decision = by_ride[prediction["prediction"]["ride_id"]]
-        assert decision["prediction_event_id"] == prediction["event_id"]
-        expected = "long_ride" if prediction["prediction"]["ride_duration"] > 45 else "normal"
+        decision = by_prediction[prediction["event_id"]]
+        if consumer_of(prediction) == "duration":
+            expected = "long_ride" if prediction["prediction"]["ride_duration"] > 45 else "normal"
+        else:
+            expected = "costly_ride" if prediction["prediction"]["ride_cost"] > 50 else "normal"
         assert decision["decision"] == expected
-    assert by_ride[f"{tag}-long"]["decision"] == "long_ride"
+    assert {d["decision"] for d in decisions if d["ride_id"] == f"{tag}-long"} == {"long_ride", "costly_ride"}
 
 
 def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, stack, tails, tag, localstack):
@@ -180,20 +205,23 @@ def test_throttled_kinesis_loses_no_ride_and_repeats_are_detectable(clients, sta
         for start in range(0, len(rides), 10):  # several batches, so both functions publish many times
             put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides[start : start + 10]])
             time.sleep(1.5)
-        events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions under throttling")
+        events = collect(tails["predictions"], prediction_for(tag), 2 * len(rides), "predictions under throttling")
         decisions = collect(
-            tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), len(rides), "decisions"
+            tails["decisions"], lambda e: str(e.get("ride_id", "")).startswith(tag), 2 * len(rides), "decisions"
         )
     finally:
         localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.0)
 
-    assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
-    assert len({e["event_id"] for e in events}) == len(rides)
+    for consumer in CONSUMERS:
+        assert {e["prediction"]["ride_id"] for e in events if consumer_of(e) == consumer} == {
+            r["ride_id"] for r in rides
+        }
+    assert len({e["event_id"] for e in events}) == 2 * len(rides)
     assert one_event_id_per_ride(events)
-    assert {d["ride_id"] for d in decisions} == {r["ride_id"] for r in rides}
+    assert len({d["event_id"] for d in decisions}) == 2 * len(rides)
     batches = batch_log_lines(
         clients,
-        (stack.prediction_function, stack.decision_function),
+        stack.stream_functions,
         until=lambda batches: sum(b["PublishRetries"] for b in batches) > 0,
     )
     # LocalStack refuses a whole PutRecords call with KINESIS_ERROR_PROBABILITY, so the
@@ -224,57 +252,70 @@ def test_a_throttling_window_of_30_seconds_is_waited_out_within_the_invocation(c
         assert not [e for e in tails["predictions"].events() if prediction_for(tag)(e)], "nothing got through"
     finally:
         localstack.set_config("KINESIS_ERROR_PROBABILITY", 0.0)
-    events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions after the throttling")
+    events = collect(tails["predictions"], prediction_for(tag), 2 * len(rides), "predictions after the throttling")
 
-    assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
+    for consumer in CONSUMERS:
+        assert {e["prediction"]["ride_id"] for e in events if consumer_of(e) == consumer} == {
+            r["ride_id"] for r in rides
+        }
     assert one_event_id_per_ride(events)
+    functions = (stack.duration_function, stack.cost_function)
     batches = [
         b
         for b in batch_log_lines(
             clients,
-            (stack.prediction_function,),
+            functions,
             since=started,
-            until=lambda batches: any(b["Predictions"] >= len(rides) for b in batches),
+            until=lambda batches: sum(b["Predictions"] >= len(rides) for b in batches) >= len(functions),
         )
         if b["Predictions"] >= len(rides)
     ]
-    assert batches, "one invocation published every ride"
-    assert batches[0]["PublishRetries"] > 0
-    assert batches[0]["batch_item_failures"] == [], "it waited the throttling out, and reported nothing unpublished"
+    assert {b["service"] for b in batches} == {"ride-duration-prediction", "ride-cost-prediction"}, (
+        "one invocation of each consumer published every ride"
+    )
+    assert all(b["PublishRetries"] > 0 for b in batches)
+    assert all(b["batch_item_failures"] == [] for b in batches), "each waited the throttling out"
 
 
-def test_model_that_cannot_load_fails_clearly_and_loses_no_ride(clients, localstack, stack, tails, tag, model_dir):
-    """Runs last in this file: while the model is broken, the shard waits."""
+def test_a_model_that_cannot_load_fails_its_consumer_clearly_loses_no_ride_and_stops_no_other_consumer(
+    clients, localstack, stack, tails, tag, model_dirs
+):
+    """Runs last in this file: while the duration model is broken, its shard waits; the cost consumer goes on."""
     lam = clients("lambda")
-    config = lam.get_function_configuration(FunctionName=stack.prediction_function)
-    variables = config["Environment"]["Variables"]
+    function = stack.duration_function
+    variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
     broken_prefix = f"broken-{tag}"
-    broken_uri = f"s3://{MODEL_BUCKET}/{broken_prefix}/model"
-    lam.update_function_configuration(
-        FunctionName=stack.prediction_function, Environment={"Variables": {**variables, "MODEL_URI": broken_uri}}
-    )
-    wait_until(
-        lambda: (
-            lam.get_function_configuration(FunctionName=stack.prediction_function)["LastUpdateStatus"] == "Successful"
-        ),
-        60,
-        "the configuration update",
-    )
+    broken_uri = f"s3://{MODEL_BUCKET}/{broken_prefix}/ride-duration/model"
+    update_environment(lam, function, {**variables, "MODEL_URI": broken_uri})
     try:
         for tail in tails.values():
             tail.poll()
         rides = [ride_payload(f"{tag}-{i}") for i in range(5)]
         put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
-        response = lam.invoke(FunctionName=stack.prediction_function, Payload=json.dumps({"Records": []}))
+        response = lam.invoke(FunctionName=function, Payload=json.dumps({"Records": []}))
         error = json.loads(response["Payload"].read())
         assert response.get("FunctionError")
         assert broken_uri in error["errorMessage"]
         assert "Cannot load the model" in error["errorMessage"] or "no objects under" in error["errorMessage"]
-        assert not [e for e in tails["predictions"].events() if prediction_for(tag)(e)]
+        costs = collect(tails["predictions"], prediction_for(tag, "cost"), len(rides), "cost predictions meanwhile")
+        assert {e["prediction"]["ride_id"] for e in costs} == {r["ride_id"] for r in rides}
+        assert not [e for e in tails["predictions"].events() if prediction_for(tag, "duration")(e)]
 
-        upload_model(clients, model_dir, prefix=broken_prefix)
-        events = collect(tails["predictions"], prediction_for(tag), len(rides), "predictions once the model is fixed")
+        upload_model(clients, model_dirs["duration"], "ride-duration", prefix=broken_prefix)
+        events = collect(
+            tails["predictions"], prediction_for(tag, "duration"), len(rides), "predictions once the model is fixed"
+        )
         assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
     finally:
-        lam.update_function_configuration(FunctionName=stack.prediction_function, Environment={"Variables": variables})
+        update_environment(lam, function, variables)
+
+
+def update_environment(lam, function: str, variables: dict[str, str]) -> None:
+    """Set a function's environment and wait until its new containers will have it."""
+    lam.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
+    wait_until(
+        lambda: lam.get_function_configuration(FunctionName=function)["LastUpdateStatus"] == "Successful",
+        60,
+        "the configuration update",
+    )

@@ -1,4 +1,4 @@
-"""The local AWS stack as tests and the demo use it: LocalStack up, model in S3, template deployed.
+"""The local AWS stack as tests and the demo use it: LocalStack up, models in S3, template deployed.
 
 Standard library + boto3, importable from the project's environment. The same
 ``template.yaml`` as production is deployed with CloudFormation (LocalStack
@@ -8,6 +8,7 @@ runs the SAM transform); only parameters are overridden.
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -74,14 +75,20 @@ class Clients:
         return boto3.client(service, endpoint_url=self.endpoint, **CREDENTIALS)
 
 
-def upload_model(clients: Clients, model_dir: Path, bucket: str = MODEL_BUCKET, prefix: str = MODEL_PREFIX) -> str:
-    """Copy an MLflow model directory to ``s3://bucket/prefix/model`` and return that MODEL_URI."""
+def upload_model(
+    clients: Clients, model_dir: Path, name: str, bucket: str = MODEL_BUCKET, prefix: str = MODEL_PREFIX
+) -> str:
+    """Copy an MLflow model directory to ``s3://bucket/prefix/<name>/model`` and return that MODEL_URI.
+
+    With the registered names (``ride-duration``, ``ride-cost``), where the
+    template's consumers look when no model URI is given.
+    """
     s3 = clients("s3")
     s3.create_bucket(Bucket=bucket)
     for path in sorted(model_dir.rglob("*")):
         if path.is_file():
-            s3.upload_file(str(path), bucket, f"{prefix}/model/{path.relative_to(model_dir)}")
-    return f"s3://{bucket}/{prefix}/model"
+            s3.upload_file(str(path), bucket, f"{prefix}/{name}/model/{path.relative_to(model_dir)}")
+    return f"s3://{bucket}/{prefix}/{name}/model"
 
 
 @dataclass(frozen=True)
@@ -106,25 +113,53 @@ class DeployedStack:
         return self.outputs["DeadLetterStreamName"]
 
     @property
-    def prediction_function(self) -> str:
-        return self.outputs["PredictionFunctionName"]
+    def duration_function(self) -> str:
+        return self.outputs["DurationFunctionName"]
+
+    @property
+    def cost_function(self) -> str:
+        return self.outputs["CostFunctionName"]
+
+    @property
+    def stream_functions(self) -> tuple[str, ...]:
+        """Every function with an event source: the model consumers and the decision function."""
+        return (self.duration_function, self.cost_function, self.decision_function)
 
     @property
     def decision_function(self) -> str:
         return self.outputs["DecisionFunctionName"]
 
 
-def upload_template(clients: Clients, stack_name: str, body: str) -> str:
-    """Put the template in S3 and return its URL, as ``sam deploy`` does.
+def upload_template(clients: Clients, stack_name: str, body: str, name: str = "template.yaml") -> str:
+    """Put a template in S3 and return its URL, as ``sam deploy`` does.
 
     CloudFormation takes at most 51,200 bytes as a TemplateBody; a template
     in S3 may be 1 MB, and template.yaml, with its comments, is past the first.
     """
     s3 = clients("s3")
     s3.create_bucket(Bucket=TEMPLATE_BUCKET)
-    key = f"{stack_name}/template.yaml"
+    key = f"{stack_name}/{name}"
     s3.put_object(Bucket=TEMPLATE_BUCKET, Key=key, Body=body.encode())
     return f"{clients.endpoint}/{TEMPLATE_BUCKET}/{key}"
+
+
+NESTED_LOCATION = re.compile(r"^(?P<indent>\s+Location:\s+)(?P<path>stacks/[\w.-]+\.yaml)\s*$", re.MULTILINE)
+"""A nested application's template given as a file of this repository, as template.yaml gives the consumers'."""
+
+
+def package(clients: Clients, stack_name: str, body: str, nested: Callable[[str], str] = lambda text: text) -> str:
+    """Upload the template and the nested templates it names by path, pointing it at their copies; its URL.
+
+    What ``sam deploy`` (``sam package``) does for an AWS::Serverless::Application
+    whose Location is a local file. ``nested`` may rewrite each nested template first.
+    """
+
+    def uploaded(match: re.Match[str]) -> str:
+        path = match["path"]
+        url = upload_template(clients, stack_name, nested((PROJECT_ROOT / path).read_text()), path)
+        return f"{match['indent']}{url}"
+
+    return upload_template(clients, stack_name, NESTED_LOCATION.sub(uploaded, body))
 
 
 def deploy(
@@ -133,8 +168,14 @@ def deploy(
     parameters: dict[str, str] | None = None,
     timeout: float = 180,
     template_body: str | None = None,
+    nested: Callable[[str], str] = lambda text: text,
+    update: bool = False,
 ) -> DeployedStack:
-    """Create the stack from template.yaml (or a variant of it) and wait; fail with the events that say why."""
+    """Create the stack from template.yaml (or a variant of it) and wait; fail with the events that say why.
+
+    ``nested`` may rewrite each nested template before it is uploaded. With
+    ``update``, the existing stack is updated to the template instead.
+    """
     cfn = clients("cloudformation")
     overrides = {
         "ImageUri": IMAGE_URI,
@@ -144,9 +185,9 @@ def deploy(
         "ModelWriterArns": MODEL_WRITER_ARN,
         **(parameters or {}),
     }
-    cfn.create_stack(
+    (cfn.update_stack if update else cfn.create_stack)(
         StackName=stack_name,
-        TemplateURL=upload_template(clients, stack_name, template_body or TEMPLATE.read_text()),
+        TemplateURL=package(clients, stack_name, template_body or TEMPLATE.read_text(), nested),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
@@ -156,16 +197,23 @@ def deploy(
         return None if stack["StackStatus"].endswith("IN_PROGRESS") else stack
 
     stack = wait_until(settled, timeout, f"stack {stack_name} to deploy", interval=0.5)
-    if stack["StackStatus"] != "CREATE_COMPLETE":
-        failures = [
-            f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
-            for e in cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
-            if e["ResourceStatus"].endswith("FAILED")
-        ]
-        raise RuntimeError(f"stack {stack_name} is {stack['StackStatus']}: {failures}")
+    if stack["StackStatus"] != ("UPDATE_COMPLETE" if update else "CREATE_COMPLETE"):
+        raise RuntimeError(f"stack {stack_name} is {stack['StackStatus']}: {failure_reasons(cfn, stack_name)}")
     deployed = DeployedStack(stack_name, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
     wait_for_event_sources(clients, deployed)
     return deployed
+
+
+def failure_reasons(cfn: Any, stack_name: str) -> list[str]:
+    """Why a stack failed, its nested stacks' reasons included (they hold the real ones)."""
+    reasons = []
+    for event in cfn.describe_stack_events(StackName=stack_name)["StackEvents"]:
+        if event["ResourceStatus"].endswith("FAILED"):
+            reasons.append(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}")
+            nested = event.get("PhysicalResourceId", "")
+            if event.get("ResourceType") == "AWS::CloudFormation::Stack" and nested.startswith("arn:"):
+                reasons += [f"  {reason}" for reason in failure_reasons(cfn, nested)]
+    return reasons
 
 
 def wait_for_event_sources(clients: Clients, stack: DeployedStack, timeout: float = 60) -> None:
@@ -175,9 +223,9 @@ def wait_for_event_sources(clients: Clients, stack: DeployedStack, timeout: floa
     def enabled() -> bool:
         mappings = [
             m
-            for function in (stack.prediction_function, stack.decision_function)
+            for function in stack.stream_functions
             for m in lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
         ]
-        return len(mappings) == 2 and all(m["State"] == "Enabled" for m in mappings)
+        return len(mappings) == len(stack.stream_functions) and all(m["State"] == "Enabled" for m in mappings)
 
     wait_until(enabled, timeout, "the event source mappings to be enabled", interval=0.5)

@@ -1,24 +1,28 @@
-"""Deploy template.yaml to a LocalStack that is already running: upload the model, create the stack.
+"""Deploy template.yaml to a LocalStack that is already running: upload the models, create the stack.
 
-    python -m local_stack.deploy --endpoint http://localhost:4566 --model-uri models:/ride-duration@champion
-    python -m local_stack.deploy --endpoint http://localhost:4566 --model-dir export/model \\
-        --zip-functions --param PredictionBatchSize=500
+    python -m local_stack.deploy --endpoint http://localhost:4566 \\
+        --model-uri models:/ride-duration@champion --model-uri models:/ride-cost@champion
+    python -m local_stack.deploy --endpoint http://localhost:4566 \\
+        --model-dir export/duration --model-dir export/cost --zip-functions --param PredictionBatchSize=500
+
+Each model goes to the consumer of its target (its metadata says which:
+DurationModelUri, CostModelUri).
 
 For the LocalStack of local_stack/docker-compose.yaml (or any LocalStack
 started by hand); the tests and ``make demo`` start their own and call
 ``local_stack.aws`` directly. Prints the stack's outputs as KEY=VALUE lines.
 
 ``--zip-functions`` is for community LocalStack in Docker, which refuses to run
-Image functions ("Container images are a Pro feature"): both functions are
-then deployed as python3.11 Zip functions of the same handlers and code, and
-the compose file maps that runtime to the project's Lambda image, which holds
-their dependencies. Everything else in the template is deployed as it is.
+Image functions ("Container images are a Pro feature"): every function, the
+nested consumers' included, is then deployed as a python3.11 Zip function of
+the same handler and code, and the compose file maps that runtime to the
+project's Lambda image, which holds their dependencies. Everything else in the
+templates is deployed as it is.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import zipfile
@@ -28,10 +32,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from local_stack import aws
-from model_service.errors import ModelLoadError
+from model_service.errors import ServiceError
 
 if TYPE_CHECKING:
     from model_service.model.deploy import DeployableModel
+    from model_service.model.target import Target
 
 CODE_KEY = "ride-duration-code/functions.zip"
 FUNCTION_CODE = ("lambda_function.py", "decision_function.py", "score_function.py", "model_service")
@@ -97,13 +102,26 @@ def code_zip(destination: Path) -> Path:
     return destination
 
 
+def model_parameters(target: Target, model_uri: str, version: str | None = None) -> dict[str, str]:
+    """The template parameters that give the consumer of ``target`` its model: ``DurationModelUri``, ..."""
+    name = target.name.capitalize()
+    return {f"{name}ModelUri": model_uri, **({f"{name}ModelVersion": version} if version else {})}
+
+
+def model_dir_target(model_dir: Path) -> Target:
+    """What an MLflow model directory predicts, from its MLmodel's metadata."""
+    from model_service.model.target import Target
+
+    return Target.from_metadata(yaml.safe_load((model_dir / "MLmodel").read_text()).get("metadata"))
+
+
 def publish_model(
     clients: aws.Clients, model_uri: str, bucket: str = aws.MODEL_BUCKET, prefix: str = aws.MODEL_PREFIX
 ) -> DeployableModel:
     """The deploy-time resolution step: ``model_uri`` (``models:/``, ``runs:/``) pinned, checked, copied to S3.
 
     The same as ``python -m model_service resolve --upload-to s3://bucket/prefix``
-    against LocalStack; deploy with ``ModelUri`` and ``ModelVersion`` from the result.
+    against LocalStack; deploy with ``model_parameters`` of the result.
     """
     from model_service.config import Settings
     from model_service.model.deploy import prepare_deployment
@@ -125,18 +143,26 @@ def deploy_zip_functions(
 ) -> aws.DeployedStack:
     bucket = parameters.get("ModelBucket", aws.MODEL_BUCKET)
     clients("s3").upload_file(str(code_zip(workdir / "functions.zip")), bucket, CODE_KEY)
-    template = json.dumps(zip_function_template(aws.TEMPLATE.read_text(), bucket))
-    return aws.deploy(clients, stack_name, parameters, template_body=template)
+
+    def zipped(template: str) -> str:
+        # Block-style YAML, so the nested templates' Location lines stay recognisable to aws.package.
+        return yaml.safe_dump(zip_function_template(template, bucket), sort_keys=False)
+
+    return aws.deploy(clients, stack_name, parameters, template_body=zipped(aws.TEMPLATE.read_text()), nested=zipped)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", default="http://localhost:4566", help="LocalStack's URL")
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model-dir", type=Path, help="an MLflow model directory to upload")
+    model.add_argument(
+        "--model-dir", type=Path, action="append", help="an MLflow model directory to upload (repeatable)"
+    )
     model.add_argument(
         "--model-uri",
-        help="an MLflow model URI (models:/, runs:/) in MLFLOW_TRACKING_URI's store, resolved and uploaded",
+        action="append",
+        help="an MLflow model URI (models:/, runs:/) in MLFLOW_TRACKING_URI's store, resolved and uploaded"
+        " (repeatable: one per target)",
     )
     parser.add_argument("--stack-name", default="ride-duration", help="CloudFormation stack name")
     parser.add_argument(
@@ -159,20 +185,24 @@ def main(argv: list[str] | None = None) -> int:
     prefix = parameters.get("ModelPrefix", aws.MODEL_PREFIX)
     with tempfile.TemporaryDirectory(prefix="deploy-") as tmp:
         workdir = Path(tmp)
-        if args.model_uri:
+        models: dict[str, str] = {}
+        for uri in args.model_uri or ():
             try:
-                model = publish_model(clients, args.model_uri, bucket, prefix)
-            except ModelLoadError as exc:
+                model = publish_model(clients, uri, bucket, prefix)
+            except ServiceError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-            parameters = {"ModelUri": model.model_uri, "ModelVersion": model.version, **parameters}
-            print(f"model {args.model_uri} (version {model.version}) uploaded to {model.model_uri}", file=sys.stderr)
-        else:
-            if not (args.model_dir / "MLmodel").is_file():
-                print(f"error: {args.model_dir} is not an MLflow model directory (no MLmodel file)", file=sys.stderr)
+            models |= model_parameters(model.target, model.model_uri, model.version)
+            print(f"model {uri} (version {model.version}) uploaded to {model.model_uri}", file=sys.stderr)
+        for model_dir in args.model_dir or ():
+            if not (model_dir / "MLmodel").is_file():
+                print(f"error: {model_dir} is not an MLflow model directory (no MLmodel file)", file=sys.stderr)
                 return 2
-            model_uri = aws.upload_model(clients, args.model_dir, bucket, prefix)
-            print(f"model uploaded to {model_uri}", file=sys.stderr)
+            target = model_dir_target(model_dir)
+            model_uri = aws.upload_model(clients, model_dir, f"ride-{target.name}", bucket, prefix)
+            models |= model_parameters(target, model_uri)
+            print(f"{target.name} model uploaded to {model_uri}", file=sys.stderr)
+        parameters = {**models, **parameters}
         if args.zip_functions:
             stack = deploy_zip_functions(clients, args.stack_name, parameters, workdir)
         else:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from model_service.config import Settings
 from model_service.errors import InvalidMonth, InvalidSetting, ServiceError
-from model_service.model.training import MODEL_TYPES
+from model_service.model.training import MODEL_TYPES, RECIPES
 
 if TYPE_CHECKING:
     from model_service.batch.monthly import Month
@@ -21,16 +21,23 @@ if TYPE_CHECKING:
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from model_service.model.training import train
 
-    result = train(
+    results = train(
         args.train,
         args.val,
+        targets=args.target or tuple(RECIPES),
         model_type=args.model,
         tracking_uri=args.tracking_uri,
         register=not args.no_register,
     )
-    print(f"run_id:    {result.run_id}")
-    print(f"val_rmse:  {result.rmse:.6f}")
-    print(f"MODEL_URI={result.model_uri}")
+    for result in results:
+        unit = result.recipe.target.unit
+        print(f"{result.recipe.registered_name}: run {result.run_id}")
+        print(f"  trips:          {result.train_trips:,} to train, {result.val_trips:,} to validate")
+        print(f"  val_rmse:       {result.rmse:.6f} {unit}")
+        print(f"  training mean:  {result.mean_rmse:.6f} {unit} (val_rmse of predicting it for every trip)")
+    for result in results:
+        print(f"{result.recipe.target.name.upper()}_MODEL_URI={result.model_uri}")
+    print(f"MODEL_URIS={','.join(result.model_uri for result in results)}")
     return 0
 
 
@@ -62,11 +69,9 @@ def _resolve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
-    import dataclasses
-
     from model_service.batch.monthly import Month, month_paths
     from model_service.batch.score import score_file
-    from model_service.service import PredictionService
+    from model_service.service import RideModels
     from model_service.trips import ride_id_prefix
 
     input_path, output_path = args.input, args.output
@@ -78,11 +83,9 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
             args.input_template, args.output_template, taxi_type=args.taxi_type, month=month
         )
         input_path, output_path = input_path or from_input, output_path or from_output
-    service = PredictionService.from_settings(
-        dataclasses.replace(settings, model_uri=args.model_uri, model_version=args.model_version)
-    )
+    models = RideModels.from_settings(_batch_settings(args, settings))
     report = score_file(
-        service,
+        models,
         input_path,
         output_path,
         ride_id_prefix=ride_id_prefix(month.year, month.month) if month else "",
@@ -91,7 +94,7 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"input:          {input_path}")
     print(f"output:         {output_path}")
-    print(f"model_version:  {service.version}")
+    print(f"model_versions: {', '.join(f'{target}={version}' for target, version in models.versions.items())}")
     print(f"rows:           {report.rows}")
     print(f"predicted:      {report.predicted}")
     print(f"not predicted:  {report.unpredicted} (null or out-of-range zone ids or trip_distance)")
@@ -101,7 +104,6 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
-    import dataclasses
     import time
 
     from tqdm import tqdm
@@ -122,14 +124,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
                 months, args.taxi_type, args.function, parallel=args.parallel, force=args.force, on_done=done
             )
         else:
-            job = dataclasses.replace(
-                settings,
-                batch_input_template=args.input_template,
-                batch_output_template=args.output_template,
-                model_uri=args.model_uri,
-                model_version=args.model_version,
-                batch_chunk_rows=args.chunk_rows,
-            )
+            job = _batch_settings(args, settings)
             outcomes = backfill_here(
                 months, args.taxi_type, job, parallel=args.parallel, force=args.force, on_done=done
             )
@@ -159,16 +154,20 @@ def _month(text: str) -> Month:
 
 
 def _batch_arguments(command: argparse.ArgumentParser, settings: Settings) -> None:
-    """What score and backfill share: the path templates, the model and the chunk size."""
+    """What score and backfill share: the path templates, the models and the chunk size."""
     command.add_argument(
         "--input-template", default=settings.batch_input_template, help="input path template (BATCH_INPUT_TEMPLATE)"
     )
     command.add_argument(
         "--output-template", default=settings.batch_output_template, help="output path template (BATCH_OUTPUT_TEMPLATE)"
     )
-    command.add_argument("--model-uri", default=settings.model_uri, help="the model to score with (MODEL_URI)")
     command.add_argument(
-        "--model-version", default=settings.model_version, help="written as model_version (MODEL_VERSION)"
+        "--model-uri",
+        action="append",
+        help=f"a model to score with, one per target (repeatable; MODEL_URIS: {','.join(settings.model_uris)})",
+    )
+    command.add_argument(
+        "--model-version", action="append", help="each --model-uri's version, in order (MODEL_VERSIONS)"
     )
     command.add_argument(
         "--chunk-rows",
@@ -178,13 +177,32 @@ def _batch_arguments(command: argparse.ArgumentParser, settings: Settings) -> No
     )
 
 
+def _batch_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings score and backfill run with: the environment's, overridden by the command line."""
+    import dataclasses
+
+    return dataclasses.replace(
+        settings,
+        batch_input_template=args.input_template,
+        batch_output_template=args.output_template,
+        model_uris=tuple(args.model_uri) if args.model_uri else settings.model_uris,
+        model_versions=tuple(args.model_version) if args.model_version else settings.model_versions,
+        batch_chunk_rows=args.chunk_rows,
+    )
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train on TLC trip parquet and log the model to MLflow")
+    train = commands.add_parser(
+        "train", help="train the duration and cost models on TLC trip parquet and register them in MLflow"
+    )
     train.add_argument("--train", required=True, help="training trips (TLC parquet), e.g. January")
     train.add_argument("--val", required=True, help="validation trips (TLC parquet), e.g. February")
+    train.add_argument(
+        "--target", action="append", choices=tuple(RECIPES), help="train only this target's model (repeatable)"
+    )
     train.add_argument("--model", choices=MODEL_TYPES, default="linear")
     train.add_argument(
         "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"

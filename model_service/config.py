@@ -10,11 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-MODEL_NAME = "ride_duration_prediction_model"
-"""The ``model`` field of every prediction event, as the course's consumers expect it."""
-
-REGISTERED_MODEL_NAME = "ride-duration"
-"""The name training registers the model under in the MLflow model registry."""
+DEFAULT_MODEL_URIS = ("models:/ride-duration/latest", "models:/ride-cost/latest")
+"""The models training registers, duration and cost, in the local MLflow store."""
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -28,10 +25,22 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _items(value: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks around items dropped."""
+    return tuple(item.strip() for item in value.split(","))
+
+
 @dataclass(frozen=True)
 class Settings:
-    model_uri: str = f"models:/{REGISTERED_MODEL_NAME}/latest"
+    model_uri: str = DEFAULT_MODEL_URIS[0]
+    """The one model a stream prediction function serves (the template sets it per consumer)."""
     model_version: str | None = None
+    model_uris: tuple[str, ...] = DEFAULT_MODEL_URIS
+    """The models the web service and batch scoring serve together, one per target (duration, cost)."""
+    model_versions: tuple[str, ...] = ()
+    """MODEL_URIS' versions in the same order; empty, or an empty item, keeps the version the model carries."""
+    consumer_name: str | None = None
+    """Names a prediction function in its event_ids and dead letters; its model's target (duration, cost) if unset."""
     model_allow_pickle: bool = False
     """Let an MLflow model saved with pickle or cloudpickle load; they run code when read (skops never does)."""
     input_stream_name: str = "ride_events"
@@ -40,6 +49,9 @@ class Settings:
     dead_letter_stream_name: str = "ride_dead_letters"
     decisions_stream_name: str = "ride_decisions"
     long_ride_threshold_minutes: float = 45.0
+    """Decision: a duration event above it is a ``long_ride``."""
+    costly_ride_threshold_usd: float = 50.0
+    """Decision: a cost event above it is a ``costly_ride``."""
     test_run: bool = False
     publish_margin_seconds: float = 1.0
     """Time an invocation keeps for itself after its last PutRecords call, to report and flush metrics."""
@@ -76,6 +88,9 @@ class Settings:
         return cls(
             model_uri=get("MODEL_URI", defaults.model_uri),
             model_version=env.get("MODEL_VERSION") or None,
+            model_uris=_items(env["MODEL_URIS"]) if env.get("MODEL_URIS") else defaults.model_uris,
+            model_versions=_items(env["MODEL_VERSIONS"]) if env.get("MODEL_VERSIONS") else (),
+            consumer_name=env.get("CONSUMER_NAME") or None,
             model_allow_pickle=_flag(env.get("MODEL_ALLOW_PICKLE")),
             input_stream_name=get("INPUT_STREAM_NAME", defaults.input_stream_name),
             predictions_stream_name=get("PREDICTIONS_STREAM_NAME", defaults.predictions_stream_name),
@@ -84,6 +99,7 @@ class Settings:
             long_ride_threshold_minutes=float(
                 get("LONG_RIDE_THRESHOLD_MINUTES", str(defaults.long_ride_threshold_minutes))
             ),
+            costly_ride_threshold_usd=float(get("COSTLY_RIDE_THRESHOLD_USD", str(defaults.costly_ride_threshold_usd))),
             test_run=_flag(env.get("TEST_RUN")),
             publish_margin_seconds=float(get("PUBLISH_MARGIN_SECONDS", str(defaults.publish_margin_seconds))),
             kinesis_connect_timeout_seconds=float(

@@ -106,15 +106,24 @@ class RideEvent(TypedDict):
     ride_id: RideId
 
 
-@with_config(IGNORE_EXTRA)
+@with_config(ConfigDict(extra="allow"))
 class Prediction(TypedDict):
-    ride_duration: Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    """``{"ride_id": 256, <the model's field>: 12.3}``: the field (``ride_duration``, ``ride_cost``) is the model's.
+
+    Kept whatever it is named, so that a reader can judge a model it knows
+    (``FiniteNumber``) and pass on one it does not.
+    """
+
     ride_id: RideId
+
+
+FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A prediction's value: a JSON number, never NaN or infinite."""
 
 
 @with_config(IGNORE_EXTRA)
 class PredictionEvent(TypedDict):
-    """What the prediction function publishes; the decision function reads it back through this schema.
+    """What a prediction function publishes; the decision function reads it back through this schema.
 
     The course's fields, plus ``event_id``; extra fields from newer producers are ignored.
     """
@@ -148,6 +157,7 @@ Shape = TypeVar("Shape")
 RIDE = TypeAdapter(Ride)
 RIDE_EVENT = TypeAdapter(RideEvent)
 PREDICTION_EVENT = TypeAdapter(PredictionEvent)
+FINITE_NUMBER: TypeAdapter[float] = TypeAdapter(FiniteNumber)
 BODY_RIDES: TypeAdapter[list[RideWithId | RideEvent]] = TypeAdapter(list[BodyRide])
 
 

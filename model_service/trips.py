@@ -1,8 +1,8 @@
 """Read TLC trip parquet files the way the course prepares them.
 
 Real monthly files are messy (pickups from 2009, zero and absurd distances,
-nullable ids, int32 ids in some months), so the rules are spelled out here
-once, for training and for batch scoring alike.
+nullable ids, int32 ids in some months, refunds as negative fares), so the
+rules are spelled out here once, for training and for batch scoring alike.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from model_service.errors import BadInputFile, InputNotFound
+from model_service.schema import MAX_TRIP_DISTANCE_MILES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 ID_COLUMNS = ("PULocationID", "DOLocationID")
 MIN_DURATION_MINUTES = 1
 MAX_DURATION_MINUTES = 60
+FARE_COLUMN = "fare_amount"
+"""The metered fare in USD: time and distance, without tips, tolls, taxes or surcharges."""
+MIN_FARE_USD = 2.5
+"""NYC's initial charge in 2021: no metered trip costs less."""
+MAX_FARE_USD = 1000.0
 
 
 def ride_id_prefix(year: int, month: int) -> str:
@@ -52,7 +58,7 @@ def clean_ids(trips: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_training_trips(path: str) -> pd.DataFrame:
-    """Trips of 1 to 60 minutes with their duration, as the course trains on them."""
+    """Trips of 1 to 60 minutes with their duration, as the course trains on them, and their fare if the file has it."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -64,9 +70,34 @@ def read_training_trips(path: str) -> pd.DataFrame:
         columns = timestamp_columns(names)
         if columns is None:
             raise BadInputFile(path, "no pickup/dropoff datetime columns, so no duration to learn")
-        trips = pd.read_parquet(path, columns=[*columns, *ID_COLUMNS, "trip_distance"])
+        extra = [FARE_COLUMN] if FARE_COLUMN in names else []
+        trips = pd.read_parquet(path, columns=[*columns, *ID_COLUMNS, "trip_distance", *extra])
     except (OSError, pa.ArrowException) as exc:
         raise BadInputFile(path, f"is not a readable TLC trips parquet file ({exc})") from None
-    trips = clean_ids(add_duration(trips)).dropna(subset=["trip_distance"])
+    trips = clean_ids(add_duration(trips, path)).dropna(subset=["trip_distance"])
     keep = trips["duration"].between(MIN_DURATION_MINUTES, MAX_DURATION_MINUTES)
+    return trips[keep]
+
+
+def learnable(trips: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The training trips whose ``column`` a model may learn from.
+
+    Duration: every trip of 1 to 60 minutes, as the course has it. A fare
+    also needs to be one the meter could have charged for the trip as the
+    features describe it: from NYC's initial charge (2.50 USD in 2021) to
+    MAX_FARE_USD, since a smaller or negative fare is a refund, a correction or
+    a no-charge trip, and a larger one a keying error; and a distance from
+    more than 0 to the ride schema's 500 miles, since a fare with no distance,
+    or with an odometer glitch of thousands of miles, is not explained by it.
+    """
+    import numpy as np
+
+    if column not in trips.columns:
+        return trips.iloc[:0]
+    values = trips[column].to_numpy(dtype="float64", na_value=np.nan)
+    keep = np.isfinite(values)
+    if column == FARE_COLUMN:
+        distance = trips["trip_distance"].to_numpy(dtype="float64")
+        keep &= (values >= MIN_FARE_USD) & (values <= MAX_FARE_USD)
+        keep &= (distance > 0) & (distance <= MAX_TRIP_DISTANCE_MILES)
     return trips[keep]

@@ -1,10 +1,13 @@
-"""HTTP adapter: ``POST /predict`` and ``GET /health`` over the prediction service.
+"""HTTP adapter: ``POST /predict`` and ``GET /health`` over the models (duration and cost).
 
 A Flask app, served by ``gunicorn model_service.web:app`` with gunicorn's
 gevent worker (settings in ``gunicorn.conf.py``). A body is one ride
 (``{"PULocationID", "DOLocationID", "trip_distance"}``, optionally with
 ``ride_id``), the course's event shape (``{"ride": {...}, "ride_id": ...}``),
-or a JSON list of either, predicted in one vectorised call.
+or a JSON list of either, predicted in one vectorised call per model. Each
+ride's answer holds every model's prediction under its target's name
+(``{"duration": 12.3, "cost": 14.5, "ride_id": 256}``), and the answer the
+models' versions (``"model_versions": {"duration": "1", "cost": "1"}``).
 
 A request goes read -> parse and validate -> predict -> encode, and each step
 is bounded, so no body, however hostile, costs more than a small, fast answer:
@@ -45,7 +48,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from model_service.config import Settings
 from model_service.errors import BadRequestBody, FieldError, InvalidJson, InvalidRides, RideError
 from model_service.schema import Ride, validate_body_rides, validate_json
-from model_service.service import PredictionService
+from model_service.service import RideModels
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +157,10 @@ def _read(stream: IO[bytes], length: int | None, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(service: PredictionService, settings: Settings) -> Flask:
-    """The app over a loaded service; ``app_from_env`` is gunicorn's, tests pass their own."""
+def create_app(models: RideModels, settings: Settings) -> Flask:
+    """The app over loaded models; ``app_from_env`` is gunicorn's, tests pass their own."""
     app = Flask(__name__, static_folder=None)  # a JSON API: no /static route to match or serve
+    versions = models.versions
 
     def answer(body: bytes) -> dict[str, Any]:
         """The answer to a body, or the error that refuses it."""
@@ -173,14 +177,16 @@ def create_app(service: PredictionService, settings: Settings) -> Flask:
             raise _refusal(invalid, many, len(items), settings.web_max_reported_errors) from None
         # Both shapes hold ride_id at the top; an event holds its ride under "ride", a bare ride is its own.
         rides: list[Ride] = [item.get("ride", item) for item in validated]  # type: ignore[misc]
-        durations = service.predict(rides)
-        predictions = [
-            {"duration": d} if "ride_id" not in item else {"duration": d, "ride_id": item["ride_id"]}
-            for d, item in zip(durations, validated, strict=True)
-        ]
+        values = models.predict(rides)
+        names = list(values)
+        rows = zip(*values.values(), strict=True)
+        predictions: list[dict[str, Any]] = [dict(zip(names, row, strict=True)) for row in rows]
+        for prediction, item in zip(predictions, validated, strict=True):
+            if "ride_id" in item:
+                prediction["ride_id"] = item["ride_id"]
         if many:
-            return {"predictions": predictions, "model_version": service.version}
-        return {**predictions[0], "model_version": service.version}
+            return {"predictions": predictions, "model_versions": versions}
+        return {**predictions[0], "model_versions": versions}
 
     @app.post("/predict")
     def predict() -> Response:
@@ -190,8 +196,8 @@ def create_app(service: PredictionService, settings: Settings) -> Flask:
 
     @app.get("/health")
     def health() -> Response:
-        # The version, not MODEL_URI: where the model is stored is the operator's business, not a client's.
-        return _json({"status": "ok", "model_loaded": True, "model_version": service.version})
+        # The versions, not MODEL_URIS: where the models are stored is the operator's business, not a client's.
+        return _json({"status": "ok", "model_loaded": True, "model_versions": versions})
 
     @app.errorhandler(BadRequestBody)
     def bad_request(exc: BadRequestBody) -> Response:
@@ -222,11 +228,15 @@ app: Flask
 
 
 def app_from_env() -> Flask:
-    """The app gunicorn serves: settings from the environment, the model they name loaded once."""
+    """The app gunicorn serves: settings from the environment, the models they name loaded once."""
     settings = Settings.from_env()
-    service = PredictionService.from_settings(settings)
-    logger.info("model loaded", extra={"model_uri": service.model_uri, "model_version": service.version})
-    return create_app(service, settings)
+    models = RideModels.from_settings(settings)
+    for service in models.services:
+        logger.info(
+            "model loaded",
+            extra={"target": service.target.name, "model_uri": service.model_uri, "model_version": service.version},
+        )
+    return create_app(models, settings)
 
 
 def __getattr__(name: str) -> Flask:

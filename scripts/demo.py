@@ -1,17 +1,18 @@
-"""The local demo: train the model if there is none, then stream rides through the functions.
+"""The local demo: train the models if there are none, then stream rides through the functions.
 
-``make demo`` (``local``): starts the Docker-free LocalStack, copies the model
-from MLflow to S3, deploys template.yaml, sends a stream of rides (some
-malformed) to the input stream, shows the predictions, decisions and dead
-letters as they arrive, checks that every ride sent is accounted for and stops
-LocalStack, also on Ctrl-C.
+``make demo`` (``local``): starts the Docker-free LocalStack, copies the
+duration and cost models from MLflow to S3, deploys template.yaml (a consumer
+of the ride stream per model, and the decision function), sends a stream of
+rides (some malformed) to the input stream, shows the predictions, decisions
+and dead letters as they arrive, checks that every ride sent is accounted for
+by each consumer and stops LocalStack, also on Ctrl-C.
 
 ``make demo-offline`` (``offline``) needs no AWS at all: the course's sample
-Kinesis event and a few malformed records go through
-``lambda_function.lambda_handler`` in TEST_RUN mode, and the prediction and
-dead-letter events are printed.
+Kinesis event and a few malformed records go through the prediction function
+of each model in TEST_RUN mode, and the prediction and dead-letter events are
+printed.
 
-Whatever the demo writes (generated trips, the MLflow store, the model's URI)
+Whatever the demo writes (generated trips, the MLflow store, the models' URIs)
 goes under ``--workdir``, the project root by default.
 """
 
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DATA = Path("data")
-MODEL_URI_FILE = Path("artifacts") / "MODEL_URI"
-"""Relative to the working directory, which ``main`` sets to --workdir."""
+MODEL_URIS_FILE = Path("artifacts") / "MODEL_URIS"
+"""The last models trained here, as MODEL_URIS; relative to the working directory, which ``main`` sets to --workdir."""
 STACK_NAME = "ride-duration-demo"
 SHOWN_PREDICTIONS = 10
 """Predictions printed one a line; the rest only count, so the view stays readable at any --rides."""
@@ -52,10 +53,12 @@ def trip_months() -> tuple[Path, Path]:
     return training_months(SHARED_DATA, DATA)
 
 
-def ensure_model() -> str:
-    """The MODEL_URI of the last model trained here, training one first if there is none."""
-    if MODEL_URI_FILE.exists():
-        return MODEL_URI_FILE.read_text().strip()
+def ensure_models() -> list[str]:
+    """The MODEL_URIS of the last models trained here (duration and cost), training them first if there are none."""
+    if MODEL_URIS_FILE.exists():
+        uris = MODEL_URIS_FILE.read_text().strip()
+        say(f"serving the models trained earlier, {uris} ({MODEL_URIS_FILE}; delete it to train again)")
+        return uris.split(",")
     train, val = trip_months()
     print(f"training on {train.name}, validating on {val.name} ...", flush=True)
     out = subprocess.run(
@@ -66,15 +69,17 @@ def ensure_model() -> str:
         text=True,
     ).stdout
     print(out, end="")
-    uri = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URI="))
-    MODEL_URI_FILE.parent.mkdir(exist_ok=True)
-    MODEL_URI_FILE.write_text(uri + "\n")
-    return uri
+    uris = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URIS="))
+    MODEL_URIS_FILE.parent.mkdir(exist_ok=True)
+    MODEL_URIS_FILE.write_text(uris + "\n")
+    return uris.split(",")
 
 
-def offline(model_uri: str) -> None:
-    os.environ.update({"MODEL_URI": model_uri, "TEST_RUN": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
-    import lambda_function
+def offline(model_uris: list[str]) -> None:
+    """The course's sample ride, a long ride and two malformed records through each model's prediction function."""
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    from model_service.config import Settings
+    from model_service.kinesis.function import prediction_function
     from stream_tools.local_invoke import LocalContext, kinesis_event
 
     rides = [
@@ -83,17 +88,32 @@ def offline(model_uri: str) -> None:
         {"ride": {"PULocationID": 130, "DOLocationID": 205, "trip_distance": -1}, "ride_id": 258},
         "this is not JSON",
     ]
-    payloads = (ride.encode() if isinstance(ride, str) else json.dumps(ride).encode() for ride in rides)
-    response = lambda_function.lambda_handler(kinesis_event(payloads), LocalContext())
-    print(f"\nmodel {model_uri} (version {lambda_function.lambda_handler.service.version})")
-    for event in response["predictions"]:
-        print(f"  prediction  ride {event['prediction']['ride_id']}: {event['prediction']['ride_duration']:.2f} min")
-    for event in response["dead_letters"]:
-        print(f"  dead letter seq ...{event['source']['sequence_number'][-4:]}: {event['reason']}")
+    payloads = [ride.encode() if isinstance(ride, str) else json.dumps(ride).encode() for ride in rides]
+    for model_uri in model_uris:
+        function = prediction_function(Settings.from_env({**os.environ, "MODEL_URI": model_uri, "TEST_RUN": "true"}))
+        target = function.service.target
+        response = function(kinesis_event(payloads), LocalContext())
+        print(f"\n{target.name} model {model_uri} (version {function.service.version})")
+        for event in response["predictions"]:
+            value = event["prediction"][target.event_field]
+            print(f"  prediction  ride {event['prediction']['ride_id']}: {value:.2f} {target.unit}")
+        for event in response["dead_letters"]:
+            print(f"  dead letter seq ...{event['source']['sequence_number'][-4:]}: {event['reason']}")
 
 
 def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
+
+
+CONSUMERS = ("duration", "cost")
+"""The consumers of the ride stream that template.yaml deploys, one per model."""
+FLAGS = {"long_ride": "duration", "costly_ride": "cost"}
+"""The decisions worth a line, and the model whose prediction they flag."""
+
+
+def consumer_of(event: dict) -> str:
+    """The consumer that published a prediction or a dead letter: the last part of its event_id."""
+    return str(event.get("consumer") or event.get("event_id", "").rpartition("/")[2])
 
 
 @dataclass
@@ -104,9 +124,15 @@ class Outputs:
     decisions: dict[str, dict] = field(default_factory=dict)
     dead_letters: dict[str, dict] = field(default_factory=dict)
 
-    @property
-    def long_rides(self) -> int:
-        return sum(d.get("decision") == "long_ride" for d in self.decisions.values())
+    def of(self, consumer: str) -> tuple[int, int]:
+        """A consumer's predictions and dead letters."""
+        return (
+            sum(consumer_of(e) == consumer for e in self.predictions.values()),
+            sum(consumer_of(e) == consumer for e in self.dead_letters.values()),
+        )
+
+    def decided(self, decision: str) -> int:
+        return sum(d.get("decision") == decision for d in self.decisions.values())
 
 
 class LiveView:
@@ -123,6 +149,7 @@ class LiveView:
         self.rides = rides
         self.total = total
         self.outputs = Outputs()
+        self.shown: dict[Any, dict[str, float]] = {}
         self.started = time.monotonic()
         self._progress_at = self.started
 
@@ -133,34 +160,50 @@ class LiveView:
                 key = event.get("event_id") or json.dumps(event, sort_keys=True)
                 if key not in seen:
                     seen[key] = event
-                    self._show(name, event, len(seen))
+                    self._show(name, event)
         if time.monotonic() - self._progress_at >= 1:
             self._progress_at = time.monotonic()
             self.progress(sent)
 
     def progress(self, sent: int) -> None:
         out = self.outputs
+        consumers = " | ".join(f"{c} {out.of(c)[0]:4d}" for c in CONSUMERS)
         print(
-            f"[{time.monotonic() - self.started:4.0f} s] sent {sent:4d}/{self.total}"
-            f" | predictions {len(out.predictions):4d} | decisions {len(out.decisions):4d}"
-            f" | dead letters {len(out.dead_letters):3d}",
+            f"[{time.monotonic() - self.started:4.0f} s] sent {sent:4d}/{self.total} | {consumers}"
+            f" | decisions {len(out.decisions):4d} | dead letters {len(out.dead_letters):3d}",
             flush=True,
         )
 
-    def _show(self, name: str, event: dict, count: int) -> None:
-        if name == "predictions" and count <= SHOWN_PREDICTIONS:
-            ride_id = event["prediction"]["ride_id"]
+    def _show(self, name: str, event: dict) -> None:
+        if name == "predictions":
+            self._show_prediction(event)
+        elif name == "decisions" and event.get("decision") in FLAGS:
+            flagged = FLAGS[event["decision"]]
+            value = event.get(f"predicted_{flagged}", 0.0)
+            unit = "min" if flagged == "duration" else "USD"
+            print(f"  decision     ride {event['ride_id']!s:<11} {event['decision']}, predicted {value:.1f} {unit}")
+        elif name == "dead_letters" and consumer_of(event) == CONSUMERS[0]:  # each consumer refuses the same records
+            print(f"  dead letter  {event.get('stage')}: {event.get('reason', '')[:100]}")
+
+    def _show_prediction(self, event: dict) -> None:
+        """A ride's line once both its duration and its cost arrived, for the first rides."""
+        prediction = event["prediction"]
+        ride_id = prediction["ride_id"]
+        if ride_id not in self.shown and len(self.shown) >= SHOWN_PREDICTIONS:
+            return
+        values = self.shown.setdefault(ride_id, {})
+        values.update({k: v for k, v in prediction.items() if k != "ride_id"})
+        if {"ride_duration", "ride_cost"} <= set(values) and "shown" not in values:
+            values["shown"] = 1
             ride = self.rides.get(ride_id, {}).get("ride", {})
             trip = f"{ride.get('PULocationID')!s:>3} -> {ride.get('DOLocationID')!s:<3}"
-            distance, minutes = ride.get("trip_distance", 0), event["prediction"]["ride_duration"]
-            print(f"  prediction   ride {ride_id!s:<11} {trip} {distance:6.2f} mi {minutes:6.1f} min")
-            if count == SHOWN_PREDICTIONS:
+            distance = ride.get("trip_distance", 0)
+            print(
+                f"  prediction   ride {ride_id!s:<11} {trip} {distance:6.2f} mi"
+                f" {values['ride_duration']:6.1f} min {values['ride_cost']:7.2f} USD"
+            )
+            if len(self.shown) == SHOWN_PREDICTIONS:
                 print("  (further predictions are counted, not shown)")
-        elif name == "decisions" and event.get("decision") == "long_ride":
-            minutes = event["predicted_duration"]
-            print(f"  decision     ride {event['ride_id']!s:<11} long_ride, predicted {minutes:.1f} min")
-        elif name == "dead_letters":
-            print(f"  dead letter  {event.get('stage')}: {event.get('reason', '')[:100]}")
 
 
 class Producer(threading.Thread):
@@ -187,18 +230,24 @@ class Producer(threading.Thread):
         self.report = produce(publisher, self.records, rate=self.rate, on_chunk=count, stop=self.stopping.is_set)
 
 
-def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_uri: str) -> int:
-    from local_stack.deploy import publish_model
+def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_uris: list[str]) -> int:
+    from local_stack.deploy import model_parameters, publish_model
     from stream_tools.producer import rides_from_parquet, with_malformed
 
     clients = local_aws.Clients(endpoint)
-    model = publish_model(clients, model_uri)
-    say(f"model {model_uri} resolved to version {model.version} ({model.description}), uploaded to {model.model_uri}")
+    parameters: dict[str, str] = {}
+    for model_uri in model_uris:
+        model = publish_model(clients, model_uri)
+        parameters |= model_parameters(model.target, model.model_uri, model.version)
+        say(
+            f"{model.target.name} model {model_uri} resolved to version {model.version} ({model.description}),"
+            f" uploaded to {model.model_uri}"
+        )
     deploy_started = time.monotonic()
-    stack = local_aws.deploy(clients, STACK_NAME, {"ModelUri": model.model_uri, "ModelVersion": model.version})
+    stack = local_aws.deploy(clients, STACK_NAME, parameters)
     say(
         f"deployed template.yaml as {STACK_NAME} in {time.monotonic() - deploy_started:.0f} s:"
-        f" {stack.input_stream} -> prediction function -> {stack.predictions_stream} -> decision function"
+        f" {stack.input_stream} -> duration and cost consumers -> {stack.predictions_stream} -> decision function"
         f" -> {stack.decisions_stream}; rejected records -> {stack.dead_letter_stream}"
     )
 
@@ -207,7 +256,7 @@ def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_
     records = list(with_malformed(rides, args.malformed_fraction))
     malformed = sum(r.malformed is not None for r in records)
     say(f"sending {len(records)} rides from {source.name} at {args.rate:g} rides/s, {malformed} of them malformed")
-    say("the first predictions wait for the prediction function to start and load the model (a few seconds)")
+    say("the first predictions wait for the prediction functions to start and load their models (a few seconds)")
     view = LiveView(clients("kinesis"), stack, {r["ride_id"]: r for r in rides}, len(records))
     producer = Producer(stack.input_stream, records, args.rate)
     producer.start()
@@ -229,33 +278,32 @@ def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_
 
 
 def accounted(outputs: Outputs, sent: int) -> bool:
-    """Every ride sent is a prediction or a dead letter, and every prediction has its decision."""
-    predicted = len(outputs.predictions)
-    return predicted + len(outputs.dead_letters) >= sent and len(outputs.decisions) >= predicted
+    """Every ride sent is a prediction or a dead letter of each consumer, and every prediction has its decision."""
+    each = all(sum(outputs.of(consumer)) >= sent for consumer in CONSUMERS)
+    return each and len(outputs.decisions) >= len(outputs.predictions)
 
 
 def summary(outputs: Outputs, report: Any, seconds: float) -> int:
-    predictions, dead_letters, decisions = len(outputs.predictions), len(outputs.dead_letters), len(outputs.decisions)
+    predictions, decisions = len(outputs.predictions), len(outputs.decisions)
     malformed = sum(report.malformed.values())
     say(
         f"sent {report.sent} rides ({malformed} malformed, {report.failed} could not be put,"
         f" {report.retried} re-sent after throttling) at {report.rides_per_second:.1f} rides/s"
     )
-    say(
-        f"out: {predictions} predictions, {dead_letters} dead letters ({malformed} malformed sent,"
-        f" {dead_letters - malformed} real rides outside the schema), {decisions} decisions"
-        f" ({outputs.long_rides} long_ride)"
+    per_consumer = "; ".join(
+        f"{consumer} {outputs.of(consumer)[0]} predictions + {outputs.of(consumer)[1]} dead letters"
+        for consumer in CONSUMERS
     )
-    if predictions + dead_letters == report.sent and decisions == predictions and not report.failed:
+    flags = ", ".join(f"{outputs.decided(flag)} {flag}" for flag in FLAGS)
+    say(f"out: {per_consumer} ({malformed} malformed sent); {decisions} decisions ({flags})")
+    complete = all(sum(outputs.of(consumer)) == report.sent for consumer in CONSUMERS)
+    if complete and decisions == predictions and not report.failed:
         say(
-            f"OK: all {report.sent} rides accounted for in {seconds:.0f} s"
-            f" ({predictions} predictions + {dead_letters} dead letters), each prediction decided"
+            f"OK: all {report.sent} rides accounted for by each consumer in {seconds:.0f} s ({per_consumer}),"
+            " each prediction decided"
         )
         return 0
-    say(
-        f"FAILED: {report.sent} rides sent, {predictions + dead_letters} accounted for"
-        f" ({predictions} predictions + {dead_letters} dead letters), {decisions} of {predictions} decided"
-    )
+    say(f"FAILED: {report.sent} rides sent; {per_consumer}; {decisions} of {predictions} predictions decided")
     return 1
 
 
@@ -284,7 +332,7 @@ def local(args: argparse.Namespace) -> int:
     try:
         with demo_localstack(args.port) as localstack:
             os.environ.update(local_aws.client_environment(localstack.endpoint))
-            return stream_rides(args, local_aws, localstack.endpoint, ensure_model())
+            return stream_rides(args, local_aws, localstack.endpoint, ensure_models())
     except LocalStackError as exc:  # raised only by the start: the port is taken, or LocalStack does not come up
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -320,11 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             say("interrupted; LocalStack was stopped")
             return 130
-    model_uri = ensure_model()
+    model_uris = ensure_models()
     if args.mode == "offline":
-        offline(model_uri)
+        offline(model_uris)
     else:
-        print(f"MODEL_URI={model_uri}")
+        print(f"MODEL_URIS={','.join(model_uris)}")
     return 0
 
 

@@ -59,10 +59,11 @@ def service(model_bin):
     return PredictionService.load(str(model_bin))
 
 
-def saved_as_training_logs(pipeline, directory: Path) -> Path:
+def saved_as_training_logs(pipeline, directory: Path, target=None) -> Path:
+    from model_service.model.target import DURATION
     from model_service.model.training import save_model
 
-    save_model(pipeline, directory / "model")
+    save_model(pipeline, directory / "model", target=target or DURATION)
     return directory / "model"
 
 
@@ -70,6 +71,23 @@ def saved_as_training_logs(pipeline, directory: Path) -> Path:
 def mlflow_model_dir(tmp_path_factory, fitted_pipeline) -> Path:
     """An MLflow model directory as training logs it: sklearn flavour (skops) and the weight table."""
     return saved_as_training_logs(fitted_pipeline, tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="session")
+def cost_model_dir(tmp_path_factory, training_trips) -> Path:
+    """A cost model as training logs it: fitted on the fares, its target (cost) in its metadata."""
+    from model_service.model.target import COST
+    from model_service.model.training import build_pipeline
+
+    pipeline = build_pipeline("linear")
+    pipeline.fit(features_for_frame(training_trips), training_trips["fare_amount"].to_numpy())
+    return saved_as_training_logs(pipeline, tmp_path_factory.mktemp("cost"), COST)
+
+
+@pytest.fixture(scope="session")
+def consumer_models(model_bin, cost_model_dir) -> dict[str, Path]:
+    """The model each consumer of the ride stream serves, by consumer: duration (a course-style model.bin), cost."""
+    return {"duration": model_bin, "cost": cost_model_dir}
 
 
 @pytest.fixture(scope="session")

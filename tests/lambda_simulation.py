@@ -1,4 +1,4 @@
-"""Lambda's Kinesis event source mapping, simulated on one shard, with its settings read from template.yaml.
+"""Lambda's Kinesis event source mapping, simulated on one shard, with its settings read from the templates.
 
 What Lambda does with a function's answer is documented, and this follows it:
 
@@ -83,16 +83,33 @@ class EventSourceSettings:
 
     @classmethod
     @functools.cache
-    def from_template(cls, function: str = "PredictionFunction") -> EventSourceSettings:
-        """The settings of ``function``'s Kinesis event source, the template's parameters at their defaults."""
+    def from_template(cls, function: str = "DurationConsumer") -> EventSourceSettings:
+        """The settings of ``function``'s Kinesis event source, the template's parameters at their defaults.
+
+        ``function`` is a function of template.yaml (DecisionFunction) or one of
+        its model consumers (DurationConsumer), whose function is in the nested
+        stack and takes its settings from the parameters the consumer passes it.
+        """
         template = parse_template(TEMPLATE.read_text())
+        resource = template["Resources"][function]
+        retention = template["Resources"]["InputStream"]["Properties"]["RetentionPeriodHours"]
+        if resource["Type"] == "AWS::Serverless::Application":
+            nested = parse_template((TEMPLATE.parent / resource["Properties"]["Location"]).read_text())
+            passed = resource["Properties"]["Parameters"]
 
-        def resolve(value: Any) -> Any:
-            return at_default(template, value)
+            def resolve(value: Any) -> Any:
+                if isinstance(value, dict) and "Ref" in value and value["Ref"] in passed:
+                    return at_default(template, passed[value["Ref"]])
+                return at_default(nested, value)
 
-        properties = template["Resources"][function]["Properties"]
+            properties = nested["Resources"]["Function"]["Properties"]
+        else:
+
+            def resolve(value: Any) -> Any:
+                return at_default(template, value)
+
+            properties = resource["Properties"]
         (source,) = (e["Properties"] for e in properties["Events"].values() if e["Type"] == "Kinesis")
-        stream = source["Stream"]["Fn::GetAtt"][0]
         return cls(
             batch_size=int(resolve(source["BatchSize"])),
             maximum_retry_attempts=int(resolve(source["MaximumRetryAttempts"])),
@@ -100,8 +117,7 @@ class EventSourceSettings:
             bisect_on_error=bool(resolve(source["BisectBatchOnFunctionError"])),
             report_batch_item_failures="ReportBatchItemFailures" in source["FunctionResponseTypes"],
             timeout_seconds=float(resolve(properties["Timeout"])),
-            retention_seconds=float(resolve(template["Resources"][stream]["Properties"]["RetentionPeriodHours"]))
-            * 3600,
+            retention_seconds=float(at_default(template, retention)) * 3600,
         )
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lint the deployment files, offline and without AWS credentials:
-#   template.yaml  cfn-lint (informational checks included)
+#   template.yaml and the nested stacks/*.yaml
+#                  cfn-lint (informational checks included)
 #                  sam validate --lint
 #   Dockerfile     hadolint (every severity fails, down to "style")
 # Runs all three even if one fails; exits non-zero if any reported a finding.
@@ -37,12 +38,14 @@ run() {
     fi
 }
 
-run "${TOOLS_BIN}/cfn-lint" --include-checks I -- template.yaml
-run "${TOOLS_BIN}/sam" validate --lint --template template.yaml
+for template in template.yaml stacks/*.yaml; do
+    run "${TOOLS_BIN}/cfn-lint" --include-checks I -- "${template}"
+    run "${TOOLS_BIN}/sam" validate --lint --template "${template}"
+done
 run "${TOOLS_BIN}/hadolint" --failure-threshold style Dockerfile
 
 if [[ ${status} -eq 0 ]]; then
-    echo "lint-infra: template.yaml and Dockerfile are clean"
+    echo "lint-infra: the templates and the Dockerfile are clean"
 else
     echo "lint-infra: findings above" >&2
 fi

@@ -7,7 +7,7 @@ fails does not stop the others: it is listed with its reason, and the command
 exits 1.
 
 Here, ``parallel`` months are scored at once in worker processes (scoring is
-CPU work), each loading the model once. With a function name, each month is one
+CPU work), each loading the models once. With a function name, each month is one
 synchronous invocation of the deployed function, ``parallel`` at a time, so a
 backfill of years runs on Lambda's scale-out while the concurrency stays
 bounded; boto3's standard retry mode backs off when Lambda throttles.
@@ -26,7 +26,7 @@ from typing import Any
 
 from model_service.batch.monthly import Month, MonthResult, score_month
 from model_service.config import Settings
-from model_service.errors import ModelLoadError, ServiceError
+from model_service.errors import ServiceError
 
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 
@@ -62,11 +62,11 @@ def backfill_here(
     """Score the months on this machine, ``parallel`` at a time; outcomes in month order."""
     job = _LocalJob(taxi_type, settings, skip_existing=not force)
     if parallel == 1:
-        _LocalJob.load_model(settings)
+        _LocalJob.load_models(settings)
         return _collect((job(m) for m in months), on_done)
     workers = min(parallel, len(months))
     context = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
-    load = _LocalJob.load_model_in_worker
+    load = _LocalJob.load_models_in_worker
     with ProcessPoolExecutor(workers, mp_context=context, initializer=load, initargs=(settings,)) as pool:
         return _collect(_as_completed(pool, job, months), on_done)
 
@@ -118,10 +118,10 @@ def table(outcomes: list[MonthOutcome], wall_seconds: float) -> str:
 
 
 class _LocalJob:
-    """Scores one month in this process or a worker; the model is loaded once per process."""
+    """Scores one month in this process or a worker; the models are loaded once per process."""
 
-    service: Any = None
-    load_error: ModelLoadError | None = None
+    models: Any = None
+    load_error: ServiceError | None = None
 
     def __init__(self, taxi_type: str, settings: Settings, *, skip_existing: bool) -> None:
         self.taxi_type = taxi_type
@@ -129,17 +129,17 @@ class _LocalJob:
         self.skip_existing = skip_existing
 
     @classmethod
-    def load_model(cls, settings: Settings) -> None:
-        from model_service.service import PredictionService
+    def load_models(cls, settings: Settings) -> None:
+        from model_service.service import RideModels
 
-        cls.service = PredictionService.from_settings(settings)
+        cls.models = RideModels.from_settings(settings)
 
     @classmethod
-    def load_model_in_worker(cls, settings: Settings) -> None:
+    def load_models_in_worker(cls, settings: Settings) -> None:
         """A worker keeps the error, so every month it is given fails with it instead of a broken pool."""
         try:
-            cls.load_model(settings)
-        except ModelLoadError as exc:
+            cls.load_models(settings)
+        except ServiceError as exc:
             cls.load_error = exc
 
     def __call__(self, month: Month) -> MonthOutcome:
@@ -148,7 +148,7 @@ class _LocalJob:
     def _score(self, month: Month) -> MonthOutcome:
         if self.load_error is not None:
             raise self.load_error
-        result = score_month(self.service, self.taxi_type, month, self.settings, skip_existing=self.skip_existing)
+        result = score_month(self.models, self.taxi_type, month, self.settings, skip_existing=self.skip_existing)
         return MonthOutcome.from_result(result)
 
 

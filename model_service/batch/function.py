@@ -3,7 +3,8 @@
 EventBridge Scheduler (or the backfill) names a month in the event,
 ``schedule`` reads it, ``monthly.score_month`` scores the month with the batch
 job's code and replaces its output in one step, so a re-run is harmless. The
-model is loaded once per container, when ``score_function.py`` is imported.
+models (duration and cost, MODEL_URIS) are loaded once per container, when
+``score_function.py`` is imported.
 
 A month that cannot be scored (its input is missing or unreadable, the event
 is malformed) raises: Lambda retries the asynchronous invocation, then sends
@@ -21,13 +22,13 @@ from model_service.batch.monthly import score_month
 from model_service.batch.schedule import scoring_request
 from model_service.batch.storage import remove_leftover_copies
 from model_service.config import Settings
-from model_service.service import PredictionService
+from model_service.service import RideModels
 from model_service.telemetry import function_telemetry
 
 
 class ScoringFunction:
-    def __init__(self, service: PredictionService, settings: Settings, logger: Logger, metrics: Metrics) -> None:
-        self.service = service
+    def __init__(self, models: RideModels, settings: Settings, logger: Logger, metrics: Metrics) -> None:
+        self.models = models
         self.settings = settings
         self.logger = logger
         self.metrics = metrics
@@ -41,9 +42,9 @@ class ScoringFunction:
     def _score(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         request = scoring_request(event)
         result = score_month(
-            self.service, request.taxi_type, request.month, self.settings, skip_existing=request.skip_existing
+            self.models, request.taxi_type, request.month, self.settings, skip_existing=request.skip_existing
         )
-        answer = result.as_dict(self.service.version)
+        answer = result.as_dict(self.models.versions)
         if result.report is None:
             self.metrics.add_metric(name="MonthsSkipped", unit=MetricUnit.Count, value=1)
         else:
@@ -55,10 +56,10 @@ class ScoringFunction:
 
 
 def scoring_function(settings: Settings) -> ScoringFunction:
-    """The scoring function, its model loaded, after removing what runs killed at their timeout left in /tmp."""
+    """The scoring function, its models loaded (MODEL_URIS), after removing what killed runs left in /tmp."""
     logger, metrics = function_telemetry(settings, default_service="ride-duration-scoring")
     if removed := remove_leftover_copies():
         logger.warning("removed the S3 copies of runs killed before their clean-up", extra={"directories": removed})
-    service = PredictionService.from_settings(settings)
-    logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_version": service.version})
-    return ScoringFunction(service, settings, logger, metrics)
+    models = RideModels.from_settings(settings)
+    logger.info("models loaded", extra={"model_uris": settings.model_uris, "model_versions": models.versions})
+    return ScoringFunction(models, settings, logger, metrics)

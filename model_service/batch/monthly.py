@@ -21,7 +21,7 @@ from model_service.errors import InvalidMonth, InvalidSetting
 from model_service.trips import ride_id_prefix
 
 if TYPE_CHECKING:
-    from model_service.service import PredictionService
+    from model_service.service import RideModels
 
 TAXI_TYPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 """The TLC's names (yellow, green, fhv, fhvhv); never a path separator, since it fills file paths."""
@@ -116,7 +116,7 @@ class MonthResult:
     def status(self) -> str:
         return "skipped" if self.report is None else "scored"
 
-    def as_dict(self, model_version: str) -> dict[str, Any]:
+    def as_dict(self, model_versions: dict[str, str]) -> dict[str, Any]:
         """What the scoring function answers and logs."""
         report = self.report
         return {
@@ -125,7 +125,7 @@ class MonthResult:
             "status": self.status,
             "input": self.input,
             "output": self.output,
-            "model_version": model_version,
+            "model_versions": model_versions,
             "rows": report.rows if report else None,
             "predicted": report.predicted if report else None,
             "unpredicted": report.unpredicted if report else None,
@@ -134,7 +134,7 @@ class MonthResult:
 
 
 def score_month(
-    service: PredictionService,
+    models: RideModels,
     taxi_type: str,
     month: Month,
     settings: Settings,
@@ -149,7 +149,7 @@ def score_month(
     if skip_existing and storage.exists(output_path):
         return MonthResult(taxi_type, month, input_path, output_path, None)
     report = score_file(
-        service,
+        models,
         input_path,
         output_path,
         ride_id_prefix=ride_id_prefix(month.year, month.month),

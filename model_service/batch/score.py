@@ -34,11 +34,31 @@ from model_service.batch import storage
 from model_service.config import DEFAULT_CHUNK_ROWS
 from model_service.errors import BadInputFile
 from model_service.model.features import FEATURE_COLUMNS
+from model_service.model.target import DURATION, Target
 from model_service.schema import MAX_TRIP_DISTANCE_MILES, MAX_ZONE_ID
 from model_service.trips import ID_COLUMNS, add_duration, timestamp_columns
 
 if TYPE_CHECKING:
-    from model_service.service import PredictionService
+    from model_service.service import RideModels
+
+
+@dataclass(frozen=True)
+class TargetColumns:
+    """Where one model's answers go in the output file, and the input column its actual value comes from."""
+
+    target: Target
+    actual: str
+    predicted: str
+    diff: str
+    version: str
+
+    @classmethod
+    def of(cls, target: Target) -> TargetColumns:
+        """The course's names for duration (``predicted_duration``, ``diff``, ``model_version``), else by target."""
+        if target.name == DURATION.name:
+            return cls(target, "actual_duration", "predicted_duration", "diff", "model_version")
+        name = target.name
+        return cls(target, f"actual_{name}", f"predicted_{name}", f"{name}_diff", f"{name}_model_version")
 
 
 @dataclass(frozen=True)
@@ -58,7 +78,7 @@ class ScoreReport:
 
 
 def score_file(
-    service: PredictionService,
+    models: RideModels,
     input_path: str,
     output_path: str,
     *,
@@ -72,10 +92,12 @@ def score_file(
     the output then is left as it was.
     """
     storage.refuse_unsafe_output(input_path, output_path)
+    targets = [TargetColumns.of(service.target) for service in models.services]
     with storage.local_copy(input_path) as local_input, _open(local_input, input_path) as parquet:
-        timestamps = _check_columns(parquet.schema_arrow, input_path)
+        timestamps = _check_columns(parquet.schema_arrow, input_path, targets)
         with storage.complete_output(output_path) as local_output:
-            return _score(service, parquet, input_path, timestamps, local_output, ride_id_prefix, chunk_rows, progress)
+            job = _Job(models, targets, timestamps, _actual_columns(parquet.schema_arrow, targets), ride_id_prefix)
+            return _score(job, parquet, input_path, local_output, chunk_rows, progress)
 
 
 def _open(local_path: str, name: str) -> pq.ParquetFile:
@@ -91,15 +113,20 @@ def _open(local_path: str, name: str) -> pq.ParquetFile:
         raise BadInputFile(name, reason) from None
 
 
-def _check_columns(schema: pa.Schema, name: str) -> tuple[str, str] | None:
+def _check_columns(schema: pa.Schema, name: str, targets: list[TargetColumns]) -> tuple[str, str] | None:
     """The ride schema's rules on column types, before any row is read; returns the timestamp columns."""
     missing = [c for c in FEATURE_COLUMNS if c not in schema.names]
     if missing:
         raise BadInputFile(name, f"no {', '.join(missing)} column, so nothing to score")
     timestamps = timestamp_columns(schema.names)
-    for column in (*FEATURE_COLUMNS, *(timestamps or ())):
+    actuals = _actual_columns(schema, targets)
+    for column in (*FEATURE_COLUMNS, *(timestamps or ()), *actuals):
         if len(schema.get_all_field_indices(column)) > 1:
             raise BadInputFile(name, "appears more than once", column)
+    for column in actuals:
+        kind = schema.field(column).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise BadInputFile(name, f"must be a number, not {kind}", column)
     for column in ID_COLUMNS:
         kind = schema.field(column).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
@@ -121,23 +148,38 @@ def _check_columns(schema: pa.Schema, name: str) -> tuple[str, str] | None:
     return timestamps
 
 
+def _actual_columns(schema: pa.Schema, targets: list[TargetColumns]) -> list[str]:
+    """The input columns the targets' actual values are read from, where the file has them (a fare, not a duration)."""
+    return [t.target.actual for t in targets if t.target.actual != DURATION.actual and t.target.actual in schema.names]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of one file is scored with, and which of the targets' actual values the file holds."""
+
+    models: RideModels
+    targets: list[TargetColumns]
+    timestamps: tuple[str, str] | None
+    actual_columns: list[str]
+    prefix: str
+
+    def has_actual(self, target: Target) -> bool:
+        if target.actual == DURATION.actual:
+            return self.timestamps is not None
+        return target.actual in self.actual_columns
+
+
 def _score(
-    service: PredictionService,
-    parquet: pq.ParquetFile,
-    name: str,
-    timestamps: tuple[str, str] | None,
-    output_path: str,
-    prefix: str,
-    chunk_rows: int,
-    progress: TextIO | None,
+    job: _Job, parquet: pq.ParquetFile, name: str, output_path: str, chunk_rows: int, progress: TextIO | None
 ) -> ScoreReport:
-    schema = _output_schema(parquet.schema_arrow, timestamps)
+    schema = _output_schema(parquet.schema_arrow, job)
     total = parquet.metadata.num_rows
     start = time.perf_counter()
     rows = predicted = 0
+    columns = [*(job.timestamps or ()), *FEATURE_COLUMNS, *job.actual_columns]
     with pq.ParquetWriter(output_path, schema) as writer:
-        for batch in _chunks(parquet, name, [*(timestamps or ()), *FEATURE_COLUMNS], chunk_rows):
-            table, chunk_predicted = _score_chunk(service, batch, schema, timestamps, prefix, rows)
+        for batch in _chunks(parquet, name, columns, chunk_rows):
+            table, chunk_predicted = _score_chunk(job, batch, schema, rows)
             writer.write_table(table)
             rows += batch.num_rows
             predicted += chunk_predicted
@@ -178,55 +220,67 @@ def _unreadable(parquet: pq.ParquetFile, name: str, columns: list[str], error: E
     return BadInputFile(name, f"data cannot be read ({error})")
 
 
-def _output_schema(input_schema: pa.Schema, timestamps: tuple[str, str] | None) -> pa.Schema:
-    """The course's columns; the pickup column keeps its name (lpep_/tpep_) and type."""
+def _output_schema(input_schema: pa.Schema, job: _Job) -> pa.Schema:
+    """The course's columns, then each other target's; the pickup column keeps its name (lpep_/tpep_) and type.
+
+    A target's actual value and its difference are there only when the file
+    holds what the actual comes from (the times for a duration, the fare for a cost).
+    """
     fields = [pa.field("ride_id", pa.string())]
-    if timestamps:
-        fields.append(input_schema.field(timestamps[0]))
+    if job.timestamps:
+        fields.append(input_schema.field(job.timestamps[0]))
     fields += [pa.field("PULocationID", pa.int64()), pa.field("DOLocationID", pa.int64())]
-    if timestamps:
-        fields.append(pa.field("actual_duration", pa.float64()))
-    fields.append(pa.field("predicted_duration", pa.float64()))
-    if timestamps:
-        fields.append(pa.field("diff", pa.float64()))
-    fields.append(pa.field("model_version", pa.string()))
+    for columns in job.targets:
+        known = job.has_actual(columns.target)
+        if known:
+            fields.append(pa.field(columns.actual, pa.float64()))
+        fields.append(pa.field(columns.predicted, pa.float64()))
+        if known:
+            fields.append(pa.field(columns.diff, pa.float64()))
+        fields.append(pa.field(columns.version, pa.string()))
     return pa.schema(fields)
 
 
-def _score_chunk(
-    service: PredictionService,
-    batch: pa.RecordBatch,
-    schema: pa.Schema,
-    timestamps: tuple[str, str] | None,
-    prefix: str,
-    first_row: int,
-) -> tuple[pa.Table, int]:
+def _score_chunk(job: _Job, batch: pa.RecordBatch, schema: pa.Schema, first_row: int) -> tuple[pa.Table, int]:
     trips = batch.to_pandas()
     pu, do = (_zone_ids(trips[c]) for c in ID_COLUMNS)
     distance = trips["trip_distance"].to_numpy(dtype="float64", na_value=np.nan)
     scorable = pu.notna().to_numpy() & do.notna().to_numpy() & _between(distance, 0, MAX_TRIP_DISTANCE_MILES)
 
-    predicted = np.full(len(trips), np.nan)
+    predicted = {name: np.full(len(trips), np.nan) for name in job.models.versions}
     if scorable.any():
-        predicted[scorable] = service.predict_columns(
+        answers = job.models.predict_columns(
             pu.to_numpy()[scorable].astype("int64"), do.to_numpy()[scorable].astype("int64"), distance[scorable]
         )
+        for name, values in answers.items():
+            predicted[name][scorable] = values
 
     row_numbers = pc.cast(pa.array(np.arange(first_row, first_row + len(trips))), pa.string())
     columns: dict[str, pa.Array] = {
-        "ride_id": pc.binary_join_element_wise(prefix, row_numbers, ""),
+        "ride_id": pc.binary_join_element_wise(job.prefix, row_numbers, ""),
         "PULocationID": pa.array(pu, type=pa.int64()),
         "DOLocationID": pa.array(do, type=pa.int64()),
-        "predicted_duration": pa.array(predicted, from_pandas=True),
-        "model_version": pa.repeat(pa.scalar(service.version), len(trips)),
     }
-    if timestamps:
-        actual = add_duration(trips)["duration"].to_numpy(dtype="float64", na_value=np.nan)
-        columns[timestamps[0]] = batch.column(timestamps[0])
-        columns["actual_duration"] = pa.array(actual, from_pandas=True)
-        columns["diff"] = pa.array(actual - predicted, from_pandas=True)
+    if job.timestamps:
+        columns[job.timestamps[0]] = batch.column(job.timestamps[0])
+    versions = job.models.versions
+    for target_columns in job.targets:
+        target = target_columns.target
+        values = predicted[target.name]
+        columns[target_columns.predicted] = pa.array(values, from_pandas=True)
+        columns[target_columns.version] = pa.repeat(pa.scalar(versions[target.name]), len(trips))
+        if job.has_actual(target):
+            actual = _actual(trips, target)
+            columns[target_columns.actual] = pa.array(actual, from_pandas=True)
+            columns[target_columns.diff] = pa.array(actual - values, from_pandas=True)
     table = pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
     return table, int(scorable.sum())
+
+
+def _actual(trips: pd.DataFrame, target: Target) -> np.ndarray:
+    if target.actual == DURATION.actual:
+        return add_duration(trips)["duration"].to_numpy(dtype="float64", na_value=np.nan)
+    return trips[target.actual].to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _zone_ids(ids: pd.Series) -> pd.Series:

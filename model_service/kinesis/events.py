@@ -1,4 +1,4 @@
-"""The events the two functions publish, and how each is built from the input record it answers for.
+"""The events the stream functions publish, and how each is built from the input record it answers for.
 
 A dead letter is built to fit one Kinesis record whatever the input: the
 quoted values in its reasons are capped, and the raw payload is cut by its
@@ -9,12 +9,12 @@ put (and so block its shard).
 from __future__ import annotations
 
 import json
-from typing import Literal, TypedDict
+from typing import NotRequired, TypedDict, cast
 
-from model_service.config import MODEL_NAME
 from model_service.errors import FieldError, RejectedRecord, Stage
 from model_service.kinesis.records import MAX_RECORD_BYTES, OutboundRecord, SourceRecord, encode_event
-from model_service.schema import PredictionEvent
+from model_service.model.target import Target
+from model_service.schema import Prediction, PredictionEvent
 
 __all__ = ["DeadLetterEvent", "DecisionEvent", "PredictionEvent", "dead_letter_record", "prediction_record"]
 
@@ -32,9 +32,11 @@ class DeadLetterSource(TypedDict):
 
 
 class DeadLetterEvent(TypedDict):
-    """A record that can never be processed: where it came from, why, and its payload (cut to fit if need be)."""
+    """A record that can never be processed: where it came from, who refused it, why, and its payload (cut to fit)."""
 
     event_id: str
+    consumer: str
+    """The function that refused it (``duration``, ``cost``, ``decision``): each may refuse the same record."""
     stage: Stage
     reason: str
     errors: list[FieldError]
@@ -50,24 +52,31 @@ class DecisionModel(TypedDict):
 
 
 class DecisionEvent(TypedDict):
+    """One prediction decided; the prediction and threshold fields are those of its model's rule, if it has one."""
+
     event_id: str
     """The prediction's event_id + ``/decision``: the same for every delivery of the same prediction."""
     prediction_event_id: str
     ride_id: int | str
-    decision: Literal["long_ride", "normal"]
-    predicted_duration: float
-    threshold_minutes: float
+    decision: str
+    """The rule's flag (``long_ride``, ``costly_ride``), ``normal`` below its threshold, or ``no_rule``."""
     model: DecisionModel
+    predicted_duration: NotRequired[float]
+    threshold_minutes: NotRequired[float]
+    predicted_cost: NotRequired[float]
+    threshold_usd: NotRequired[float]
 
 
 def prediction_record(
-    source: SourceRecord, ride_id: int | str, duration: float, version: str
+    source: SourceRecord, ride_id: int | str, value: float, target: Target, version: str, consumer: str
 ) -> OutboundRecord[PredictionEvent]:
+    """The course's event, for any target: ``{"model", "version", "prediction": {<field>: value, "ride_id"}}``."""
     event: PredictionEvent = {
-        "model": MODEL_NAME,
+        "model": target.event_model,
         "version": version,
-        "prediction": {"ride_duration": duration, "ride_id": ride_id},
-        "event_id": source.event_id,
+        # The field is the model's (ride_duration, ride_cost): a key no TypedDict can spell in advance.
+        "prediction": cast(Prediction, {target.event_field: value, "ride_id": ride_id}),
+        "event_id": source.event_id(consumer),
     }
     return OutboundRecord(event, str(ride_id), source)
 
@@ -95,10 +104,13 @@ def fit_json_string(text: str, budget: int) -> tuple[str, bool]:
     return text[:cut], True
 
 
-def dead_letter_record(source: SourceRecord, rejection: RejectedRecord) -> OutboundRecord[DeadLetterEvent]:
+def dead_letter_record(
+    source: SourceRecord, rejection: RejectedRecord, consumer: str
+) -> OutboundRecord[DeadLetterEvent]:
     key = source.partition_key or source.sequence_number
     event: DeadLetterEvent = {
-        "event_id": source.event_id,
+        "event_id": source.event_id(consumer),
+        "consumer": consumer,
         "stage": rejection.stage,
         "reason": _cut(rejection.reason, MAX_REASON_CHARS),
         "errors": [

@@ -24,9 +24,9 @@ from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from model_service.config import Settings
-from model_service.kinesis.decisions import DecideLongRides, decode_prediction_event
+from model_service.kinesis.decisions import DecideRides, DecodePrediction, decision_label, rules
 from model_service.kinesis.decode import decode_ride_event
-from model_service.kinesis.processor import BatchOutcome, Decode, StreamBatchProcessor, Transform
+from model_service.kinesis.processor import BatchOutcome, Decode, Label, StreamBatchProcessor, Transform
 from model_service.kinesis.publish import CollectingPublisher, Publishers
 from model_service.kinesis.rides import PredictRides
 from model_service.service import PredictionService
@@ -35,7 +35,7 @@ from model_service.telemetry import function_telemetry
 
 @dataclass(frozen=True)
 class Steps:
-    """What one stream function does that the other does not: where it reads, how it decodes and transforms."""
+    """What one stream function does that another does not: where it reads, how it decodes and transforms."""
 
     decode: Decode[Any]
     transform: Transform[Any, Any]
@@ -44,28 +44,39 @@ class Steps:
     output_stream: str
     output_name: str
     """What it publishes ("predictions"): TEST_RUN's answer key, and, capitalised, the metric counting them."""
+    consumer: str
+    """Who it publishes as (``duration``, ``cost``, ``decision``): in its events' ids and its dead letters."""
+    label: Label[Any] | None = None
+    """What each output event is counted as, besides the output metric (a decision's outcome)."""
 
     def processor(self, publishers: Publishers) -> StreamBatchProcessor[Any, Any]:
-        return StreamBatchProcessor(self.decode, self.transform, publishers)
+        return StreamBatchProcessor(self.decode, self.transform, publishers, self.consumer, self.label)
 
 
 def prediction_steps(service: PredictionService, settings: Settings) -> Steps:
+    """One model's consumer of the ride stream: the model says what it predicts, so any model serves here."""
+    consumer = settings.consumer_name or service.target.name
     return Steps(
         decode_ride_event,
-        PredictRides(service),
+        PredictRides(service, consumer),
         settings.input_stream_name,
         settings.predictions_stream_name,
         "predictions",
+        consumer,
     )
 
 
 def decision_steps(settings: Settings) -> Steps:
+    decision_rules = rules(settings)
+    consumer = settings.consumer_name or "decision"
     return Steps(
-        decode_prediction_event,
-        DecideLongRides(settings.long_ride_threshold_minutes),
+        DecodePrediction(decision_rules),
+        DecideRides(decision_rules, consumer),
         settings.predictions_stream_name,
         settings.decisions_stream_name,
         "decisions",
+        consumer,
+        decision_label,
     )
 
 
@@ -113,6 +124,7 @@ class StreamFunction:
             "PublishRetries": outcome.publish_retries,
             "UnpublishedRecords": len(outcome.unpublished),
         }
+        counts.update({_metric_name(label): n for label, n in outcome.published_by_label.items()})
         for name, value in counts.items():
             self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         failures = outcome.response()["batchItemFailures"]
@@ -144,3 +156,8 @@ def decision_function(settings: Settings) -> StreamFunction:
     """The decision function; it loads no model, so its cold start is small."""
     logger, metrics = function_telemetry(settings, default_service="ride-duration-decision")
     return StreamFunction(decision_steps(settings), settings, logger, metrics)
+
+
+def _metric_name(label: str) -> str:
+    """``no_rule`` -> ``NoRule``, as the other metrics are named."""
+    return "".join(part.capitalize() for part in label.split("_"))

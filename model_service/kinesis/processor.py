@@ -11,6 +11,7 @@ their own decode and transform steps.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -31,6 +32,8 @@ Decode = Callable[[str], Decoded]
 """A record's base64 payload -> its decoded, validated content, or RejectedRecord."""
 Transform = Callable[[list[tuple[SourceRecord, Decoded]]], list[OutboundRecord[Event]]]
 """All accepted records of a batch -> their output records, in one go (one model call)."""
+Label = Callable[[Event], str]
+"""An output event -> what it is counted as in the batch's report (a decision's outcome)."""
 
 
 @dataclass
@@ -43,6 +46,8 @@ class BatchOutcome:
     unpublished: list[SourceRecord] = field(default_factory=list)
     """Input records whose output event or dead letter is not on its stream."""
     publish_retries: int = 0
+    published_by_label: Counter[str] = field(default_factory=Counter)
+    """Output events put on their stream, by label, when the processor labels them."""
 
     def response(self) -> PartialItemFailureResponse:
         """Lambda checkpoints before the lowest reported sequence number and retries from it, so only that one."""
@@ -55,10 +60,20 @@ class BatchOutcome:
 class StreamBatchProcessor(Generic[Decoded, Event]):
     """Decode -> transform -> publish, for one batch at a time."""
 
-    def __init__(self, decode: Decode[Decoded], transform: Transform[Decoded, Event], publishers: Publishers) -> None:
+    def __init__(
+        self,
+        decode: Decode[Decoded],
+        transform: Transform[Decoded, Event],
+        publishers: Publishers,
+        consumer: str,
+        label: Label[Event] | None = None,
+    ) -> None:
         self.decode = decode
         self.transform = transform
         self.publishers = publishers
+        self.consumer = consumer
+        """Who this processor publishes as: named in its dead letters and their event_ids."""
+        self.label = label
 
     def process(self, records: Iterable[KinesisStreamRecord], deadline: Deadline) -> BatchOutcome:
         accepted: list[tuple[SourceRecord, Decoded]] = []
@@ -96,12 +111,14 @@ class StreamBatchProcessor(Generic[Decoded, Event]):
             rejection = RejectedRecord("publish", reason)
             self._log_rejection(output.source, rejection)
             rejected.append((output.source, rejection))
-        dead_letters = [dead_letter_record(source, rejection) for source, rejection in rejected]
+        dead_letters = [dead_letter_record(source, rejection, self.consumer) for source, rejection in rejected]
         dead_lettered = self.publishers.dead_letters.publish(dead_letters, deadline)
         for dead_letter, reason in dead_lettered.rejected:
             # Built to fit any Kinesis limit, so never expected; reported, so that it is not lost either.
             logger.error("dead letter %s refused: %s", dead_letter.event["event_id"], reason)
 
+        lost = {id(output) for output in published.failed} | {id(output) for output, _ in published.rejected}
+        labels = Counter(self.label(o.event) for o in outputs if id(o) not in lost) if self.label else Counter()
         unpublished = [
             *(output.source for output in published.failed),
             *(dead_letter.source for dead_letter in dead_lettered.failed),
@@ -113,13 +130,14 @@ class StreamBatchProcessor(Generic[Decoded, Event]):
             dead_letters=len(dead_letters) - len(dead_lettered.failed) - len(dead_lettered.rejected),
             unpublished=unpublished,
             publish_retries=published.retried + dead_lettered.retried,
+            published_by_label=labels,
         )
 
     @staticmethod
     def _log_rejection(source: SourceRecord, rejection: RejectedRecord) -> None:
         logger.warning(
             "rejected record %s: %s",
-            source.event_id,
+            source.record_id,
             rejection,
-            extra={"event_id": source.event_id, "stage": rejection.stage, "reason": rejection.reason},
+            extra={"record_id": source.record_id, "stage": rejection.stage, "reason": rejection.reason},
         )

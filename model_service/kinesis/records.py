@@ -34,9 +34,18 @@ class SourceRecord:
     approximate_arrival_timestamp: float | None = None
 
     @property
-    def event_id(self) -> str:
-        """Stable across Lambda retries and replays, so consumers can drop a repeated event."""
+    def record_id(self) -> str:
+        """``<stream>:<shard>:<sequence number>``: where the record is, the same on every retry and replay."""
         return f"{self.stream_name}:{self.shard_id}:{self.sequence_number}"
+
+    def event_id(self, consumer: str) -> str:
+        """The id of what ``consumer`` publishes for this record: one per (record, consumer), stable across retries.
+
+        Several consumers read one stream and may publish onto one stream (the
+        duration and cost functions onto the predictions stream), so the
+        record's place alone would give their events one id.
+        """
+        return f"{self.record_id}/{consumer}"
 
     @classmethod
     def from_kinesis(cls, record: KinesisStreamRecord) -> SourceRecord:

@@ -9,15 +9,16 @@ from model_service.service import PredictionService
 
 
 class PredictRides:
-    """Predicts every accepted ride of a batch in one model call."""
+    """Predicts every accepted ride of a batch in one call of its model, whatever the model predicts."""
 
-    def __init__(self, service: PredictionService) -> None:
+    def __init__(self, service: PredictionService, consumer: str) -> None:
         self.service = service
+        self.consumer = consumer
 
     def __call__(self, accepted: list[tuple[SourceRecord, RideEvent]]) -> list[OutboundRecord[PredictionEvent]]:
-        durations = self.service.predict([event["ride"] for _, event in accepted])
-        version = self.service.version
+        values = self.service.predict([event["ride"] for _, event in accepted])
+        target, version = self.service.target, self.service.version
         return [
-            prediction_record(source, event["ride_id"], duration, version)
-            for (source, event), duration in zip(accepted, durations, strict=True)
+            prediction_record(source, event["ride_id"], value, target, version, self.consumer)
+            for (source, event), value in zip(accepted, values, strict=True)
         ]

@@ -17,6 +17,7 @@ from typing import Any
 from model_service import s3 as s3_location
 from model_service.model.load import load_model
 from model_service.model.registry import ResolvedModel, download, resolve
+from model_service.model.target import Target
 
 
 def upload(model_dir: Path, destination: str, s3: Any) -> str:
@@ -51,6 +52,8 @@ class DeployableModel:
     """What its MODEL_VERSION must be: the resolved version."""
     description: str
     """What serves it (a weight table, or scikit-learn), as the function will load it."""
+    target: Target
+    """What it predicts: which consumer of the template serves it (DurationModelUri, CostModelUri)."""
     resolved: ResolvedModel
 
 
@@ -67,4 +70,4 @@ def prepare_deployment(
         local = download(resolved, Path(tmp), tracking_uri)
         loaded = load_model(str(local), resolved.version, allow_pickle=allow_pickle)
         model_uri = upload(local, f"{upload_to.rstrip('/')}/{resolved.key}", s3) if upload_to else resolved.artifact_uri
-    return DeployableModel(model_uri, resolved.version, loaded.description, resolved)
+    return DeployableModel(model_uri, resolved.version, loaded.description, loaded.target, resolved)

@@ -16,8 +16,10 @@ What is loaded, fastest first:
 - a ``model.bin``: a pickle by the course's own choice, so MODEL_URI must point
   at storage only trusted people can write (see the README's Security section).
 
-Whatever loaded must then predict one ride sensibly (``smoke_test``), or the
-service refuses to start, naming the URI.
+An MLflow model says what it predicts in its metadata (``target.Target``); a
+``model.bin`` predicts duration. Whatever loaded must then predict one ride
+within its target's sane range (``smoke_test``), or the service refuses to
+start, naming the URI.
 """
 
 from __future__ import annotations
@@ -27,15 +29,16 @@ import logging
 import pickle
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import numpy as np
 
 from model_service import s3
-from model_service.errors import InvalidWeightTable, ModelLoadError, UnsafeModel, UnusableModel
-from model_service.model.weight_table import FLAVOR as WEIGHT_TABLE_FLAVOR
+from model_service.errors import InvalidSetting, InvalidWeightTable, ModelLoadError, UnsafeModel, UnusableModel
+from model_service.model.target import DURATION, Target
+from model_service.model.weight_table import FLAVORS as WEIGHT_TABLE_FLAVORS
 from model_service.model.weight_table import WeightTable
 
 PICKLE_SUFFIXES = (".bin", ".pkl", ".pickle")
@@ -45,7 +48,6 @@ TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 
 SMOKE_RIDE = (130, 205, 3.66)
 """The course's sample ride (PULocationID, DOLocationID, trip_distance); 12.79 minutes with its lin_reg.bin."""
-SANE_MINUTES = (0.0, 24 * 60.0)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,18 @@ class LoadedModel:
     uri: str
     description: str
     """What serves it, for the logs: "weight table ...", or "scikit-learn <estimator>"."""
+    target: Target = DURATION
+    """What it predicts, from its own metadata."""
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A model as read from its files, before its smoke test."""
+
+    predictor: Predictor
+    version: str
+    description: str
+    target: Target = DURATION
 
 
 def load_model(
@@ -74,42 +88,42 @@ def load_model(
     own choice when None).
     """
     try:
-        predictor, derived_version, description = _load(uri, allow_pickle, tracking_uri)
+        read = _load(uri, allow_pickle, tracking_uri)
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(f"Cannot load the model at MODEL_URI={uri!r}: {type(exc).__name__}: {exc}") from exc
-    smoke_test(predictor, uri)
-    return LoadedModel(predictor=predictor, version=version or derived_version, uri=uri, description=description)
+    smoke_test(read.predictor, read.target, uri)
+    return LoadedModel(read.predictor, version or read.version, uri, read.description, read.target)
 
 
-def smoke_test(predictor: Predictor, uri: str) -> None:
+def smoke_test(predictor: Predictor, target: Target, uri: str) -> None:
     """Predict the course's sample ride: a model that cannot, or answers nonsense, must not start serving."""
     pu, do, distance = SMOKE_RIDE
     ride = f"the ride {pu} -> {do}, {distance} mi"
     try:
-        minutes = np.asarray(predictor.predict(np.array([pu]), np.array([do]), np.array([distance])))
+        answer = np.asarray(predictor.predict(np.array([pu]), np.array([do]), np.array([distance])))
     except Exception as exc:
         raise UnusableModel(
             f"The model at MODEL_URI={uri!r} loaded but cannot predict {ride}: {type(exc).__name__}: {exc}"
         ) from exc
-    low, high = SANE_MINUTES
-    if minutes.shape != (1,) or not np.isfinite(minutes).all() or not low <= float(minutes[0]) <= high:
+    low, high, unit = target.low, target.high, target.unit
+    if answer.shape != (1,) or not np.isfinite(answer).all() or not low <= float(answer[0]) <= high:
         raise UnusableModel(
-            f"The model at MODEL_URI={uri!r} loaded but predicts {minutes.tolist()!r} minutes for {ride}, "
-            f"not one duration from {low:g} to {high:g} minutes: refusing to serve it"
+            f"The model at MODEL_URI={uri!r} loaded but predicts {answer.tolist()!r} {unit} for {ride}, "
+            f"not one {target.name} from {low:g} to {high:g} {unit}: refusing to serve it"
         )
 
 
-def _load(uri: str, allow_pickle: bool, tracking_uri: str | None) -> tuple[Predictor, str, str]:
+def _load(uri: str, allow_pickle: bool, tracking_uri: str | None) -> _Read:
     if uri.startswith(("runs:/", "models:/")):
         from model_service.model import registry
 
         resolved = registry.resolve(uri, tracking_uri)
         with tempfile.TemporaryDirectory(prefix="model-") as tmp:
             local = registry.download(resolved, Path(tmp), tracking_uri)
-            predictor, _, description = _load_from(_LocalFiles(local), uri, allow_pickle)
-        return predictor, resolved.version, description
+            read = _load_from(_LocalFiles(local), uri, allow_pickle)
+        return replace(read, version=resolved.version)
     files: _ModelFiles = _S3Files(uri) if uri.startswith("s3://") else _LocalFiles(Path(uri.removeprefix("file://")))
     return _load_from(files, uri, allow_pickle)
 
@@ -150,7 +164,7 @@ class _S3Files:
         return s3.read(self.s3, f"{self.uri}/{name}" if name else self.uri)
 
 
-def _load_from(files: _ModelFiles, uri: str, allow_pickle: bool) -> tuple[Predictor, str, str]:
+def _load_from(files: _ModelFiles, uri: str, allow_pickle: bool) -> _Read:
     if files.is_single_file():
         return _load_model_bin(files.read(), uri)
     try:
@@ -182,12 +196,14 @@ def _file_in_model(name: Any, uri: str) -> str:
     return str(path)
 
 
-def _load_mlflow_dir(
-    files: _ModelFiles, mlmodel: dict[str, Any], uri: str, allow_pickle: bool
-) -> tuple[Predictor, str, str]:
+def _load_mlflow_dir(files: _ModelFiles, mlmodel: dict[str, Any], uri: str, allow_pickle: bool) -> _Read:
     flavors = mlmodel["flavors"]
     version = str(mlmodel.get("run_id") or mlmodel.get("model_id") or mlmodel.get("model_uuid") or "unknown")
-    table_flavor = flavors.get(WEIGHT_TABLE_FLAVOR)
+    try:
+        target = Target.from_metadata(mlmodel.get("metadata"))
+    except InvalidSetting as exc:
+        raise ModelLoadError(f"Cannot load the model at MODEL_URI={uri!r}: {exc}") from None
+    table_flavor = next((flavors[f] for f in WEIGHT_TABLE_FLAVORS if isinstance(flavors.get(f), dict)), None)
     if isinstance(table_flavor, dict):
         try:
             table = WeightTable.from_bytes(files.read(_file_in_model(table_flavor.get("data"), uri)))
@@ -195,7 +211,7 @@ def _load_mlflow_dir(
             raise ModelLoadError(
                 f"Cannot load the model at MODEL_URI={uri!r}: its weight table is invalid: {exc}"
             ) from None
-        return table, version, "weight table (numpy)"
+        return _Read(table, version, "weight table (numpy)", target)
     sklearn_flavor = flavors.get("sklearn")
     if not isinstance(sklearn_flavor, dict):
         raise ModelLoadError(f"MODEL_URI={uri!r} is an MLflow model with neither a weight table nor the sklearn flavor")
@@ -216,7 +232,7 @@ def _load_mlflow_dir(
     else:
         raise ModelLoadError(f"MODEL_URI={uri!r}: unknown sklearn serialization format {serialization!r}")
     predictor, description = _predictor_for(model, uri)
-    return predictor, version, description
+    return _Read(predictor, version, description, target)
 
 
 def _load_skops(data: bytes, uri: str, pickled_with: str | None) -> Any:
@@ -236,10 +252,10 @@ def _load_skops(data: bytes, uri: str, pickled_with: str | None) -> Any:
         raise ModelLoadError(_deserialization_failure(uri, exc, pickled_with)) from exc
 
 
-def _load_model_bin(data: bytes, uri: str) -> tuple[Predictor, str, str]:
+def _load_model_bin(data: bytes, uri: str) -> _Read:
     model = _unpickle(data, uri, None)
     predictor, description = _predictor_for(model, uri)
-    return predictor, hashlib.sha256(data).hexdigest()[:12], description
+    return _Read(predictor, hashlib.sha256(data).hexdigest()[:12], description)
 
 
 def _unpickle(data: bytes, uri: str, pickled_with: str | None) -> Any:

@@ -23,8 +23,10 @@ import numpy as np
 from model_service.errors import InvalidWeightTable
 from model_service.model.features import ZONES, pair_index
 
-FLAVOR = "ride_duration_weight_table"
+FLAVOR = "ride_weight_table"
 """The MLflow flavour, in the model's MLmodel, that points at the table file."""
+FLAVORS = (FLAVOR, "ride_duration_weight_table")
+"""Every name the flavour has had: models logged when duration was the only target use the second."""
 FILE_NAME = "weight_table.npz"
 FORMAT_VERSION = 1
 

@@ -38,7 +38,7 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
 def workdir(tmp_path, monkeypatch) -> Path:
     """A fresh checkout's working directory: the default templates read data/ and write output/."""
     monkeypatch.chdir(tmp_path)
-    for name in ("BATCH_INPUT_TEMPLATE", "BATCH_OUTPUT_TEMPLATE", "MODEL_URI", "MODEL_VERSION"):
+    for name in ("BATCH_INPUT_TEMPLATE", "BATCH_OUTPUT_TEMPLATE", "MODEL_URIS", "MODEL_VERSIONS"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -65,7 +65,7 @@ def test_three_generated_months_are_scored_from_a_fresh_checkout_with_a_progress
             "2021-03",
         ],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_URI": str(model_bin)},
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_URIS": str(model_bin)},
         capture_output=True,
         text=True,
         timeout=120,

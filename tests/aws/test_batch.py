@@ -18,7 +18,7 @@ from model_service.cli import main
 from model_service.errors import BadInputFile, SchemaViolation, UnsafeOutput
 from model_service.sample_data import make_trips
 from model_service.schema import validate_ride
-from model_service.service import PredictionService
+from model_service.service import PredictionService, RideModels
 from tests.conftest import shared_path
 
 COURSE_COLUMNS = [
@@ -46,7 +46,7 @@ def write_trips(path: Path, trips: pd.DataFrame, row_group_size: int = 100, sche
 
 def score(service, tmp_path, trips: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, object]:
     source = write_trips(tmp_path / "trips.parquet", trips)
-    report = score_file(service, source, str(tmp_path / "out.parquet"), **kwargs)
+    report = score_file(RideModels([service]), source, str(tmp_path / "out.parquet"), **kwargs)
     return pd.read_parquet(tmp_path / "out.parquet"), report
 
 
@@ -71,6 +71,49 @@ def test_the_output_has_the_course_columns_in_order(service, tmp_path):
     output, _ = score(service, tmp_path, make_trips(10))
 
     assert list(output.columns) == COURSE_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def cost(cost_model_dir) -> PredictionService:
+    return PredictionService.load(str(cost_model_dir), "v-cost")
+
+
+def score_both(service, cost, tmp_path, trips: pd.DataFrame) -> pd.DataFrame:
+    source = write_trips(tmp_path / "trips.parquet", trips)
+    score_file(RideModels([service, cost]), source, str(tmp_path / "out.parquet"))
+    return pd.read_parquet(tmp_path / "out.parquet")
+
+
+def test_with_both_models_the_cost_columns_follow_the_courses_and_the_fare_is_the_actual(service, cost, tmp_path):
+    trips = make_trips(50)
+    output = score_both(service, cost, tmp_path, trips)
+
+    assert list(output.columns) == [
+        *COURSE_COLUMNS,
+        "actual_cost",
+        "predicted_cost",
+        "cost_diff",
+        "cost_model_version",
+    ]
+    assert output["predicted_cost"].tolist() == pytest.approx(one_by_one(cost, trips))
+    assert output["actual_cost"].tolist() == trips.fare_amount.tolist()
+    assert (output["cost_diff"] == output["actual_cost"] - output["predicted_cost"]).all()
+    assert (set(output["model_version"]), set(output["cost_model_version"])) == ({"v-batch"}, {"v-cost"})
+
+
+def test_a_file_without_fares_gets_the_predicted_cost_but_no_actual_one(service, cost, tmp_path):
+    output = score_both(service, cost, tmp_path, make_trips(20).drop(columns=["fare_amount"]))
+
+    assert [c for c in output.columns if "cost" in c] == ["predicted_cost", "cost_model_version"]
+    assert output["predicted_cost"].notna().all()
+
+
+def test_a_fare_column_that_is_not_numbers_is_refused_naming_it(service, cost, tmp_path):
+    trips = make_trips(20).astype({"fare_amount": str})
+    source = write_trips(tmp_path / "trips.parquet", trips)
+
+    with pytest.raises(BadInputFile, match=r"column fare_amount: must be a number, not (large_)?string"):
+        score_file(RideModels([service, cost]), source, str(tmp_path / "out.parquet"))
 
 
 def test_every_output_row_carries_the_model_version(service, tmp_path):
@@ -125,7 +168,7 @@ def test_int32_zone_ids_are_scored_like_int64_ones(service, tmp_path):
     source = write_trips(tmp_path / "int32.parquet", trips, schema=schema)
     assert pq.read_schema(source).field("PULocationID").type == pa.int32()
 
-    score_file(service, source, str(tmp_path / "out.parquet"))
+    score_file(RideModels([service]), source, str(tmp_path / "out.parquet"))
 
     output = pd.read_parquet(tmp_path / "out.parquet")
     assert output["predicted_duration"].tolist() == pytest.approx(one_by_one(service, trips))
@@ -196,12 +239,12 @@ def test_a_file_without_a_feature_column_is_rejected_naming_it(service, tmp_path
     source = write_trips(tmp_path / "trips.parquet", make_trips(10).drop(columns=["trip_distance"]))
 
     with pytest.raises(ValueError, match="no trip_distance column"):
-        score_file(service, source, str(tmp_path / "out.parquet"))
+        score_file(RideModels([service]), source, str(tmp_path / "out.parquet"))
 
 
 def test_a_missing_input_file_is_file_not_found(service, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope\.parquet: no such file"):
-        score_file(service, str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet"))
+        score_file(RideModels([service]), str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet"))
 
 
 def fail_on_second_chunk(service, monkeypatch) -> None:
@@ -221,7 +264,7 @@ def test_a_failed_run_leaves_no_output_file_behind(service, tmp_path, monkeypatc
     fail_on_second_chunk(service, monkeypatch)
 
     with pytest.raises(RuntimeError):
-        score_file(service, source, str(tmp_path / "out" / "x.parquet"), chunk_rows=100)
+        score_file(RideModels([service]), source, str(tmp_path / "out" / "x.parquet"), chunk_rows=100)
 
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -230,7 +273,7 @@ def test_progress_lines_report_rows_done_of_the_total(service, tmp_path):
     source = write_trips(tmp_path / "trips.parquet", make_trips(250))
     progress = io.StringIO()
 
-    score_file(service, source, str(tmp_path / "out.parquet"), chunk_rows=100, progress=progress)
+    score_file(RideModels([service]), source, str(tmp_path / "out.parquet"), chunk_rows=100, progress=progress)
 
     lines = progress.getvalue().splitlines()
     assert [line.split(" rows")[0] for line in lines] == ["scored 100/250", "scored 200/250", "scored 250/250"]
@@ -243,7 +286,9 @@ def test_an_s3_input_is_scored_into_an_s3_output(service, tmp_path, aws):
     trips = make_trips(300, seed=9)
     s3.upload_file(write_trips(tmp_path / "in.parquet", trips), "trips", "green/2021-02.parquet")
 
-    report = score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/out/2021-02.parquet", chunk_rows=100)
+    report = score_file(
+        RideModels([service]), "s3://trips/green/2021-02.parquet", "s3://trips/out/2021-02.parquet", chunk_rows=100
+    )
 
     s3.download_file("trips", "out/2021-02.parquet", str(tmp_path / "out.parquet"))
     output = pd.read_parquet(tmp_path / "out.parquet")
@@ -255,7 +300,7 @@ def test_a_missing_s3_input_is_file_not_found(service, aws):
     boto3.client("s3").create_bucket(Bucket="trips")
 
     with pytest.raises(FileNotFoundError, match=r"s3://trips/none\.parquet: no such object"):
-        score_file(service, "s3://trips/none.parquet", "s3://trips/out.parquet")
+        score_file(RideModels([service]), "s3://trips/none.parquet", "s3://trips/out.parquet")
 
 
 def test_the_score_command_fills_the_default_templates_for_a_month(model_bin, tmp_path, monkeypatch, capsys):
@@ -293,7 +338,7 @@ def test_the_real_february_file_scores_every_row_with_the_course_model(tmp_path)
     source = shared_path("data/green_tripdata_2021-02.parquet")
     service = PredictionService.load(str(shared_path("models/lin_reg.bin")))
 
-    report = score_file(service, str(source), str(tmp_path / "out.parquet"))
+    report = score_file(RideModels([service]), str(source), str(tmp_path / "out.parquet"))
 
     trips = pd.read_parquet(source, columns=["PULocationID", "DOLocationID", "trip_distance"])
     absurd = ~trips["trip_distance"].between(0, 500)
@@ -467,7 +512,7 @@ def test_a_corrupt_file_in_s3_is_named_by_its_s3_path(service, tmp_path, aws):
     s3.upload_file(str(source), "trips", "green/2021-02.parquet")
 
     with pytest.raises(BadInputFile) as refused:
-        score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/out/2021-02.parquet")
+        score_file(RideModels([service]), "s3://trips/green/2021-02.parquet", "s3://trips/out/2021-02.parquet")
 
     assert str(refused.value).startswith("s3://trips/green/2021-02.parquet: column PULocationID: data in row group 2")
     assert "Contents" not in s3.list_objects_v2(Bucket="trips", Prefix="out/")
@@ -494,17 +539,17 @@ def test_an_output_that_is_a_hard_link_to_the_input_is_refused(service, tmp_path
     (tmp_path / "link.parquet").hardlink_to(source)
 
     with pytest.raises(UnsafeOutput, match="the output is the input file"):
-        score_file(service, str(source), str(tmp_path / "link.parquet"))
+        score_file(RideModels([service]), str(source), str(tmp_path / "link.parquet"))
 
 
 def test_an_s3_output_that_names_a_prefix_is_refused(service, aws):
     with pytest.raises(UnsafeOutput, match=r"s3://trips/out/: the output is a directory; give a file name"):
-        score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/out/")
+        score_file(RideModels([service]), "s3://trips/green/2021-02.parquet", "s3://trips/out/")
 
 
 def test_an_s3_output_equal_to_the_s3_input_is_refused(service, aws):
     with pytest.raises(UnsafeOutput, match="the output is the input file"):
-        score_file(service, "s3://trips/green/2021-02.parquet", "s3://trips/green/2021-02.parquet")
+        score_file(RideModels([service]), "s3://trips/green/2021-02.parquet", "s3://trips/green/2021-02.parquet")
 
 
 def test_an_output_that_is_a_directory_is_refused_before_scoring(model_bin, tmp_path, capsys):
@@ -519,12 +564,12 @@ def test_an_output_that_is_a_directory_is_refused_before_scoring(model_bin, tmp_
 def test_a_failed_run_leaves_the_previous_output_whole(service, tmp_path, monkeypatch):
     source = write_trips(tmp_path / "trips.parquet", make_trips(500))
     target = tmp_path / "out" / "2021-02.parquet"
-    score_file(service, source, str(target))
+    score_file(RideModels([service]), source, str(target))
     before = target.read_bytes()
     fail_on_second_chunk(service, monkeypatch)
 
     with pytest.raises(RuntimeError, match="model broke"):
-        score_file(service, source, str(target), chunk_rows=100)
+        score_file(RideModels([service]), source, str(target), chunk_rows=100)
 
     assert target.read_bytes() == before
     assert [p.name for p in target.parent.iterdir()] == ["2021-02.parquet"], "no partial file left beside it"
@@ -538,7 +583,7 @@ def test_a_failed_run_leaves_the_previous_s3_output_whole(service, tmp_path, mon
     fail_on_second_chunk(service, monkeypatch)
 
     with pytest.raises(RuntimeError, match="model broke"):
-        score_file(service, "s3://trips/in.parquet", "s3://trips/out.parquet", chunk_rows=100)
+        score_file(RideModels([service]), "s3://trips/in.parquet", "s3://trips/out.parquet", chunk_rows=100)
 
     assert s3.get_object(Bucket="trips", Key="out.parquet")["Body"].read() == b"last month's predictions"
 
@@ -548,6 +593,6 @@ def test_a_rerun_replaces_the_output_with_the_new_predictions(service, tmp_path)
     target.write_bytes(b"an older model's predictions")
     source = write_trips(tmp_path / "trips.parquet", make_trips(40))
 
-    score_file(service, source, str(target))
+    score_file(RideModels([service]), source, str(target))
 
     assert pd.read_parquet(target)["predicted_duration"].tolist() == pytest.approx(one_by_one(service, make_trips(40)))

@@ -1,6 +1,7 @@
 """Faults Kinesis and its operators cause, against the real handler and Lambda's retries as the template sets them.
 
-The handler is ``lambda_function`` on moto's Kinesis, with faults injected by
+The handler is the prediction function on moto's Kinesis, once for each
+consumer of the ride stream (duration and cost), with faults injected by
 botocore hooks on its own client (tests/faults.py); Lambda's event source
 mapping is simulated with the template's settings (tests/lambda_simulation.py),
 on a simulated clock, so minutes of outage take milliseconds. Each simulated
@@ -50,13 +51,15 @@ class Harness:
     kinesis: Any
     clock: SimulatedClock
     faults: KinesisFaults
+    consumer: str
+    """duration or cost: each consumer of the ride stream goes through every fault."""
 
     def run(self, data: list[bytes], before: Any = None) -> SimulatedEventSource:
         """Deliver ``data`` as one shard's records, Lambda retrying as the template says.
 
         ``before(now)`` is called before every invocation, to change the environment as time passes.
         """
-        settings = EventSourceSettings.from_template("PredictionFunction")
+        settings = EventSourceSettings.from_template(f"{self.consumer.capitalize()}Consumer")
         source = SimulatedEventSource(self.function, settings, self.clock)
         if before is not None:
             source.before_invocation = before
@@ -74,7 +77,7 @@ class Harness:
 
     def assert_every_record_accounted_for(self, data: list[bytes], source: SimulatedEventSource) -> None:
         records = kinesis_event(data)["Records"]
-        expected = {f"{INPUT_STREAM}:{r['eventID']}" for r in records}
+        expected = {f"{INPUT_STREAM}:{r['eventID']}/{self.consumer}" for r in records}
         assert (source.given_up, source.expired) == ([], []), "Lambda gave records up"
         outcomes = self.outcomes()
         assert set(outcomes) == expected, f"{len(expected - set(outcomes))} records lost"
@@ -82,13 +85,13 @@ class Harness:
         assert not repeated_differently, "a record came out as different events"
 
 
-@pytest.fixture
-def harness(build_function, kinesis) -> Harness:
-    function = build_function("prediction")
+@pytest.fixture(params=["duration", "cost"])
+def harness(request, build_function, kinesis, consumer_models) -> Harness:
+    function = build_function("prediction", MODEL_URI=str(consumer_models[request.param]))
     clock = SimulatedClock()
     function.publishers.clock = clock
     faults = KinesisFaults(function.publishers.output.client, on_call=lambda call: clock.advance(CALL_SECONDS))
-    return Harness(function, kinesis, clock, faults)
+    return Harness(function, kinesis, clock, faults, request.param)
 
 
 def throttled_for(harness: Harness, seconds: float, code: str = THROTTLED) -> None:
@@ -162,7 +165,7 @@ def test_a_record_kinesis_refuses_is_dead_lettered_at_publish_and_the_rest_go_ou
 
     harness.assert_every_record_accounted_for(data, source)
     (refused,) = [d for d in dead_letters(harness) if d["stage"] == "publish"]
-    assert refused["event_id"].endswith(kinesis_event(data)["Records"][7]["kinesis"]["sequenceNumber"])
+    assert refused["source"]["sequence_number"] == kinesis_event(data)["Records"][7]["kinesis"]["sequenceNumber"]
     assert refused["reason"].startswith("Kinesis refused the record: ValidationException")
     assert [i.response for i in source.invocations] == [{"batchItemFailures": []}]
 
@@ -187,7 +190,7 @@ def test_an_environment_error_fails_the_invocation_until_fixed_and_dead_letters_
 
     harness.assert_every_record_accounted_for(data, source)
     assert {d["event_id"] for d in dead_letters(harness)} == {
-        f"{INPUT_STREAM}:{r['eventID']}" for r in kinesis_event(data)["Records"][20:22]
+        f"{INPUT_STREAM}:{r['eventID']}/{harness.consumer}" for r in kinesis_event(data)["Records"][20:22]
     }, "only the malformed records are dead letters"
     failed = [i for i in source.invocations if i.error]
     assert failed

@@ -32,6 +32,9 @@ BAD_RECORDS = {
 }
 
 
+RIDE = ride_payload()["ride"]
+
+
 def encoded(payload) -> str:
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
@@ -77,7 +80,33 @@ def test_prediction_event_keeps_the_course_shape_and_adds_event_id(handler, kine
     assert event["model"] == "ride_duration_prediction_model"
     assert event["version"] == handler.service.version
     assert set(event["prediction"]) == {"ride_duration", "ride_id"}
-    assert event["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}")
+    assert event["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}/duration")
+
+
+def test_a_cost_model_behind_the_same_function_publishes_cost_events_in_the_courses_shape(
+    load_handler, kinesis, cost_model_dir
+):
+    handler = load_handler(MODEL_URI=str(cost_model_dir))
+    handler(kinesis_event([ride_payload(), ride_payload(pu="bad")]), LocalContext())
+
+    (event,) = read_events(kinesis, PREDICTIONS)
+    assert event["model"] == "ride_cost_prediction_model"
+    assert set(event["prediction"]) == {"ride_cost", "ride_id"}
+    assert event["prediction"]["ride_cost"] == pytest.approx(handler.service.predict([validate_ride(RIDE)])[0])
+    assert event["event_id"] == f"ride_events:shardId-000000000000:{FIRST_SEQUENCE_NUMBER}/cost"
+    (dead,) = read_events(kinesis, DEAD_LETTERS)
+    assert (dead["consumer"], dead["event_id"]) == (
+        "cost",
+        f"ride_events:shardId-000000000000:{FIRST_SEQUENCE_NUMBER + 1}/cost",
+    )
+
+
+def test_consumer_name_overrides_the_models_target_in_event_ids_and_dead_letters(load_handler, kinesis):
+    handler = load_handler(CONSUMER_NAME="duration-eu")
+    handler(kinesis_event([ride_payload(), ride_payload(pu="bad")]), LocalContext())
+
+    assert read_events(kinesis, PREDICTIONS)[0]["event_id"].endswith("/duration-eu")
+    assert read_events(kinesis, DEAD_LETTERS)[0]["consumer"] == "duration-eu"
 
 
 def test_prediction_is_partitioned_by_ride_id(handler, faults):
@@ -127,7 +156,7 @@ def test_dead_letter_says_which_field_and_why(handler, kinesis):
     assert dead["errors"][0]["field"] == "ride.trip_distance"
     assert dead["reason"].startswith("ride.trip_distance: Input should be greater than or equal to 0")
     assert dead["source"]["partition_key"] == "0"
-    assert dead["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}")
+    assert dead["event_id"].endswith(f":{FIRST_SEQUENCE_NUMBER}/duration")
 
 
 def test_test_run_returns_the_events_and_publishes_nothing(load_handler, kinesis):

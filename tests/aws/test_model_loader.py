@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from model_service.errors import ModelLoadError, UnsafeModel, UnusableModel
+from model_service.model import weight_table
 from model_service.model.features import features_for_frame
 from model_service.model.load import load_model
+from model_service.model.target import COST, DURATION
 from model_service.model.weight_table import FILE_NAME, WeightTable
 from model_service.sample_data import make_trips
 from tests.conftest import shared_path
@@ -174,7 +176,7 @@ def test_a_weight_table_with_nan_weights_is_refused(tmp_path, mlflow_model_dir):
 @pytest.mark.parametrize("name", ["../../outside.npz", "/etc/passwd"])
 def test_mlmodel_naming_a_file_outside_the_model_is_refused(tmp_path, mlflow_model_dir, name):
     model = copy_of(mlflow_model_dir, tmp_path)
-    edit_mlmodel(model, lambda m: m["flavors"]["ride_duration_weight_table"].update(data=name))
+    edit_mlmodel(model, lambda m: m["flavors"][weight_table.FLAVOR].update(data=name))
     with pytest.raises(UnsafeModel, match="not a file inside the model"):
         load_model(str(model))
 
@@ -252,3 +254,28 @@ def test_runs_uri_reports_the_run_id(registry):
 def test_unknown_registered_model_fails_naming_the_uri(registry):
     with pytest.raises(ModelLoadError, match="models:/no-such-model/1"):
         load_model("models:/no-such-model/1")
+
+
+def test_a_model_says_what_it_predicts_and_a_course_model_bin_predicts_duration(cost_model_dir, model_bin):
+    assert load_model(str(cost_model_dir)).target == COST
+    assert load_model(str(model_bin)).target == DURATION
+
+
+def test_a_model_logged_before_targets_existed_predicts_duration(mlflow_model_dir, tmp_path):
+    model = copy_of(mlflow_model_dir, tmp_path)
+    edit_mlmodel(model, lambda m: m.pop("metadata"))
+    assert load_model(str(model)).target == DURATION
+
+
+def test_metadata_that_is_not_a_target_is_refused_naming_the_uri(cost_model_dir, tmp_path):
+    model = copy_of(cost_model_dir, tmp_path)
+    edit_mlmodel(model, lambda m: m["metadata"]["ride_target"].update(name="Cost!"))
+    with pytest.raises(ModelLoadError, match=re.escape(str(model)) + ".*lower-case letters"):
+        load_model(str(model))
+
+
+def test_a_model_is_held_to_its_own_targets_range_at_start_up(cost_model_dir, tmp_path):
+    model = copy_of(cost_model_dir, tmp_path)
+    edit_mlmodel(model, lambda m: m["metadata"]["ride_target"].update(high=1.0))
+    with pytest.raises(UnusableModel, match=r"USD for the ride 130 -> 205.*not one cost from 0 to 1 USD"):
+        load_model(str(model))

@@ -91,7 +91,7 @@ def test_a_given_up_batch_becomes_the_predictions_and_dead_letters_the_function_
     assert main(["replay", "--queue-url", queue]) == 0
 
     predictions = read_events(streams, PREDICTIONS)
-    expected_ids = [f"{INPUT}:{r['ShardId']}:{r['SequenceNumber']}" for r in landed]
+    expected_ids = [f"{INPUT}:{r['ShardId']}:{r['SequenceNumber']}/duration" for r in landed]
     assert [p["prediction"]["ride_id"] for p in predictions] == [f"lost-{i}" for i in range(5)]
     assert [p["event_id"] for p in predictions] == expected_ids[:5]
     assert [(d["event_id"], d["stage"]) for d in read_events(streams, DEAD_LETTERS)] == [(expected_ids[5], "decode")]

@@ -32,13 +32,13 @@ def s3(aws):
 
 
 @pytest.fixture
-def handler(model_bin, s3):
+def handler(model_bin, cost_model_dir, s3):
     """The scoring function as a new container builds it, from the environment's settings."""
     environ = {
-        "MODEL_URI": str(model_bin),
+        "MODEL_URIS": f"{model_bin},{cost_model_dir}",
         "BATCH_INPUT_TEMPLATE": INPUT_TEMPLATE,
         "BATCH_OUTPUT_TEMPLATE": OUTPUT_TEMPLATE,
-        "MODEL_VERSION": "v-scoring",
+        "MODEL_VERSIONS": "v-scoring,v-cost",
     }
     return scoring_function(Settings.from_env(environ))
 
@@ -63,11 +63,14 @@ def test_the_scheduled_run_on_march_2nd_scores_february_from_s3_to_s3(handler, s
     output = read_output(s3, tmp_path, "predictions/green/2021-02.parquet")
     assert answer["month"] == "2021-02"
     assert answer["output"] == f"s3://{BUCKET}/predictions/green/2021-02.parquet"
-    assert (answer["status"], answer["rows"], answer["model_version"]) == ("scored", 150, "v-scoring")
-    expected = handler.service.predict_columns(
+    assert (answer["status"], answer["rows"]) == ("scored", 150)
+    assert answer["model_versions"] == {"duration": "v-scoring", "cost": "v-cost"}
+    expected = handler.models.predict_columns(
         trips.PULocationID.to_numpy(), trips.DOLocationID.to_numpy(), trips.trip_distance.to_numpy()
     )
-    assert output["predicted_duration"].tolist() == pytest.approx(expected.tolist())
+    assert output["predicted_duration"].tolist() == pytest.approx(expected["duration"].tolist())
+    assert output["predicted_cost"].tolist() == pytest.approx(expected["cost"].tolist())
+    assert output["actual_cost"].tolist() == trips.fare_amount.tolist()
     assert output["ride_id"].iloc[0] == "2021/02_0"
 
 
@@ -158,6 +161,6 @@ def test_a_new_container_removes_the_s3_copies_a_killed_run_left_in_tmp(model_bi
     (tmp_path / "batch-output-def").mkdir()
     (tmp_path / "someone-elses").mkdir()
 
-    scoring_function(Settings.from_env({"MODEL_URI": str(model_bin)}))
+    scoring_function(Settings.from_env({"MODEL_URIS": str(model_bin)}))
 
     assert [p.name for p in tmp_path.iterdir()] == ["someone-elses"]

@@ -100,9 +100,10 @@ def test_every_handler_is_in_an_image():
 
 @pytest.mark.parametrize(("image", "handler"), IMAGE_HANDLERS)
 def test_every_handler_serves_a_trained_model_with_only_the_categories_its_image_installs(
-    image, handler, mlflow_model_dir
+    image, handler, mlflow_model_dir, cost_model_dir
 ):
-    imported = imported_distributions(f"import {handler}", MODEL_URI=str(mlflow_model_dir))
+    models = {"MODEL_URI": str(mlflow_model_dir), "MODEL_URIS": f"{mlflow_model_dir},{cost_model_dir}"}
+    imported = imported_distributions(f"import {handler}", **models)
     assert_covered(imported, *IMAGES[image][0])
 
 

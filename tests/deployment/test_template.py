@@ -1,4 +1,9 @@
-"""template.yaml's promises: records kept a week, no batch given up by default, every alarm with an action."""
+"""template.yaml's promises: records kept a week, no batch given up, every alarm with an action, consumers alike.
+
+The model consumers are nested stacks of stacks/model-consumer.yaml, so
+what holds for one of them is read from that template, with the parameters
+template.yaml passes each consumer.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,28 @@ from local_stack.aws import TEMPLATE
 from local_stack.deploy import parse_template
 from tests.lambda_simulation import EventSourceSettings, at_default
 
-FUNCTIONS = ("PredictionFunction", "DecisionFunction")
+CONSUMERS = ("DurationConsumer", "CostConsumer")
+STREAM_FUNCTIONS = (*CONSUMERS, "DecisionFunction")
 OUTPUT_STREAMS = ("PredictionsStream", "DecisionsStream", "DeadLetterStream")
 ALARM_TOPIC = {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
+PER_CONSUMER = {"ConsumerName", "ModelUri", "ModelVersion"}
+"""The only parameters in which one consumer differs from another."""
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     return parse_template(TEMPLATE.read_text())
+
+
+@pytest.fixture(scope="module")
+def consumer() -> dict[str, Any]:
+    """stacks/model-consumer.yaml, the template of every model consumer."""
+    return parse_template((TEMPLATE.parent / "stacks" / "model-consumer.yaml").read_text())
+
+
+def passed(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """The parameters template.yaml passes one of its consumers."""
+    return template["Resources"][name]["Properties"]["Parameters"]
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -42,7 +61,7 @@ def test_every_stream_keeps_its_records_a_week_by_default(template):
         assert at_default(template, stream["Properties"]["RetentionPeriodHours"]) >= 168, name
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("function", STREAM_FUNCTIONS)
 def test_no_event_source_gives_a_batch_up_within_the_retention_by_default(function):
     settings = EventSourceSettings.from_template(function)
     assert settings.maximum_retry_attempts == -1
@@ -51,11 +70,31 @@ def test_no_event_source_gives_a_batch_up_within_the_retention_by_default(functi
     assert settings.report_batch_item_failures
 
 
-def test_every_alarm_notifies_the_alarm_topic(template):
+def test_the_model_consumers_are_one_template_and_differ_only_in_their_model(template):
+    applications = resources(template, "AWS::Serverless::Application")
+    assert set(applications) == set(CONSUMERS)
+    assert {a["Properties"]["Location"] for a in applications.values()} == {"stacks/model-consumer.yaml"}
+    shared = [{k: v for k, v in passed(template, name).items() if k not in PER_CONSUMER} for name in CONSUMERS]
+    assert all(parameters == shared[0] for parameters in shared)
+    assert [passed(template, name)["ConsumerName"] for name in CONSUMERS] == ["duration", "cost"]
+
+
+@pytest.mark.parametrize("name", CONSUMERS)
+def test_each_consumer_passes_every_parameter_its_template_needs_and_no_other(template, consumer, name):
+    declared = consumer["Parameters"]
+    required = {p for p, spec in declared.items() if "Default" not in spec}
+    assert required <= set(passed(template, name)) <= set(declared)
+
+
+def test_every_alarm_notifies_the_alarm_topic(template, consumer):
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) >= 15
+    assert len(alarms) >= 10
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [ALARM_TOPIC], name
+    for name, alarm in resources(consumer, "AWS::CloudWatch::Alarm").items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopicArn"}], name
+    for name in CONSUMERS:
+        assert passed(template, name)["AlarmTopicArn"] == ALARM_TOPIC
 
 
 def test_the_stack_creates_the_alarm_topic_when_none_is_given(template):
@@ -65,30 +104,38 @@ def test_the_stack_creates_the_alarm_topic_when_none_is_given(template):
 
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles", "IteratorAge"])
-def test_each_function_has_an_alarm_on_its_lambda_metric(template, metric):
-    watched = {
-        a["Dimensions"][0]["Value"]["Ref"] for a in alarms_on(template, metric) if a["Namespace"] == "AWS/Lambda"
-    }
-    assert watched == set(FUNCTIONS)
+def test_each_function_has_an_alarm_on_its_lambda_metric(template, consumer, metric):
+    def watched(document: dict[str, Any]) -> set[str]:
+        return {
+            a["Dimensions"][0]["Value"]["Ref"] for a in alarms_on(document, metric) if a["Namespace"] == "AWS/Lambda"
+        }
+
+    assert watched(template) == {"DecisionFunction"}
+    assert watched(consumer) == {"Function"}
 
 
-@pytest.mark.parametrize("metric", ["UnpublishedRecords", "DeadLetters"])
-def test_each_function_has_an_alarm_on_the_metric_it_emits(template, metric):
-    """The alarms' namespace and service dimension are the ones the functions' EMF metrics carry."""
-    services = {
-        template["Resources"][f]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for f in FUNCTIONS
-    }
-    watched = set()
-    for alarm in alarms_on(template, metric):
+def emitted_services(document: dict[str, Any], metric: str) -> set[Any]:
+    """The service dimensions of the alarms on ``metric``, checked to be in the functions' EMF namespace."""
+    services = set()
+    for alarm in alarms_on(document, metric):
         stats = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m] or [alarm]
         for stat in stats:
             assert stat["Namespace"] == {"Ref": "MetricsNamespace"}
-            watched |= {d["Value"] for d in stat["Dimensions"] if d["Name"] == "service"}
-    assert watched == services
+            services |= {str(d["Value"]) for d in stat["Dimensions"] if d["Name"] == "service"}
+    return services
 
 
-def test_dead_letters_alarm_on_their_share_of_the_records_in(template):
-    for alarm in alarms_on(template, "DeadLetters"):
+@pytest.mark.parametrize("metric", ["UnpublishedRecords", "DeadLetters"])
+def test_each_function_has_an_alarm_on_the_metric_it_emits(template, consumer, metric):
+    """The alarms' namespace and service dimension are the ones the functions' EMF metrics carry."""
+    decision = template["Resources"]["DecisionFunction"]["Properties"]["Environment"]["Variables"]
+    assert emitted_services(template, metric) == {decision["POWERTOOLS_SERVICE_NAME"]}
+    function = consumer["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert emitted_services(consumer, metric) == {str(function["POWERTOOLS_SERVICE_NAME"])}
+
+
+def test_dead_letters_alarm_on_their_share_of_the_records_in(template, consumer):
+    for alarm in alarms_on(template, "DeadLetters") + alarms_on(consumer, "DeadLetters"):
         (expression,) = [m["Expression"] for m in alarm["Metrics"] if "Expression" in m]
         assert "deadLetters / recordsIn" in expression
         assert alarm["Threshold"] == {"Ref": "DeadLetterAlarmPercent"}
@@ -99,26 +146,40 @@ def test_each_output_stream_has_an_alarm_on_write_throttling(template):
     assert watched == set(OUTPUT_STREAMS)
 
 
-def model_loaders(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The functions whose environment names a MODEL_URI, by name."""
-    return {
-        name: function["Properties"]
-        for name, function in resources(template, "AWS::Serverless::Function").items()
-        if "MODEL_URI" in function["Properties"]["Environment"]["Variables"]
-    }
+def test_the_scoring_function_serves_the_consumers_models_with_their_versions(template):
+    scoring = template["Resources"]["ScoringFunction"]["Properties"]["Environment"]["Variables"]
+    separator, uris = scoring["MODEL_URIS"]["Fn::Join"]
+    assert separator == ","
+    assert uris == [passed(template, name)["ModelUri"] for name in CONSUMERS]
+    versions = [{"Ref": f"{name.removesuffix('Consumer')}ModelVersion"} for name in CONSUMERS]
+    assert [passed(template, name)["ModelVersion"] for name in CONSUMERS] == versions
+    assert scoring["MODEL_VERSIONS"] == {"Fn::Sub": "${DurationModelVersion},${CostModelVersion}"}
+    assert scoring["MODEL_ALLOW_PICKLE"] == {"Ref": "ModelAllowPickle"}
+    assert {passed(template, name)["ModelAllowPickle"]["Ref"] for name in CONSUMERS} == {"ModelAllowPickle"}
 
 
-def test_every_function_that_loads_the_model_gets_the_same_model_settings(template):
-    loaders = {name: p["Environment"]["Variables"] for name, p in model_loaders(template).items()}
-
-    assert set(loaders) == {"PredictionFunction", "ScoringFunction"}
-    for variables in loaders.values():
-        assert variables["MODEL_VERSION"] == {"Ref": "ModelVersion"}
-        assert variables["MODEL_ALLOW_PICKLE"] == {"Ref": "ModelAllowPickle"}
-    assert loaders["PredictionFunction"]["MODEL_URI"] == loaders["ScoringFunction"]["MODEL_URI"]
+def test_every_function_that_loads_a_model_may_read_it(template, consumer):
+    scoring_role = template["Resources"]["ScoringFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert {"Ref": "ModelReaderPolicy"} in template["Resources"][scoring_role]["Properties"]["ManagedPolicyArns"]
+    role = consumer["Resources"]["FunctionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [{"Ref": "ModelReaderPolicyArn"}]
+    assert {passed(template, name)["ModelReaderPolicyArn"]["Ref"] for name in CONSUMERS} == {"ModelReaderPolicy"}
 
 
-def test_every_function_that_loads_the_model_may_read_it(template):
-    for name, properties in model_loaders(template).items():
-        role = template["Resources"][properties["Role"]["Fn::GetAtt"][0]]
-        assert {"Ref": "ModelReaderPolicy"} in role["Properties"]["ManagedPolicyArns"], name
+def test_enhanced_fan_out_is_an_option_that_maps_each_consumer_on_its_own_stream_consumer(template, consumer):
+    assert template["Parameters"]["EnhancedFanOut"]["Default"] == "false"
+    assert {passed(template, name)["EnhancedFanOut"]["Ref"] for name in CONSUMERS} == {"EnhancedFanOut"}
+    stream_consumer = consumer["Resources"]["StreamConsumer"]
+    assert (stream_consumer["Type"], stream_consumer["Condition"]) == (
+        "AWS::Kinesis::StreamConsumer",
+        "UseEnhancedFanOut",
+    )
+    source = consumer["Resources"]["Function"]["Properties"]["Events"]["RideEvents"]["Properties"]
+    condition, fan_out, shared = source["Stream"]["Fn::If"]
+    assert (condition, fan_out) == ("UseEnhancedFanOut", {"Ref": "StreamConsumer"})
+    assert "stream/${InputStreamName}" in shared["Fn::Sub"]
+    statements = consumer["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (grant,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    assert grant[0] == "UseEnhancedFanOut"
+    assert set(grant[1]["Action"]) == {"kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"}
+    assert grant[1]["Resource"] == {"Ref": "StreamConsumer"}

@@ -32,14 +32,21 @@ def _gunicorn(
     model_bin: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
 ) -> AbstractContextManager[Server]:
     """The project's gunicorn from the repo root, serving ``model_bin`` with these settings (environment variables)."""
-    env = {**os.environ, "MODEL_URI": str(model_bin), **settings}
+    env = {**os.environ, "MODEL_URIS": str(model_bin), **settings}
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     return running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log)
 
 
 @pytest.fixture(scope="module")
-def server(model_bin, tmp_path_factory) -> Iterator[Server]:
-    with _gunicorn(model_bin, tmp_path_factory, MODEL_VERSION="gunicorn-test", WEB_CONCURRENCY="2") as running:
+def server(model_bin, cost_model_dir, tmp_path_factory) -> Iterator[Server]:
+    """Serving both models, as deployed: duration and cost."""
+    with _gunicorn(
+        model_bin,
+        tmp_path_factory,
+        MODEL_URIS=f"{model_bin},{cost_model_dir}",
+        MODEL_VERSIONS="gunicorn-test,gunicorn-cost",
+        WEB_CONCURRENCY="2",
+    ) as running:
         yield running
 
 
@@ -48,20 +55,24 @@ def server_url(server) -> str:
     return server.url
 
 
-def test_gunicorn_serves_health_with_the_model_version(server_url):
+VERSIONS = {"duration": "gunicorn-test", "cost": "gunicorn-cost"}
+
+
+def test_gunicorn_serves_health_with_the_model_versions(server_url):
     body = requests.get(f"{server_url}/health", timeout=5).json()
 
-    assert body == {"status": "ok", "model_loaded": True, "model_version": "gunicorn-test"}
+    assert body == {"status": "ok", "model_loaded": True, "model_versions": VERSIONS}
 
 
-def test_gunicorn_predicts_a_ride(server_url):
+def test_gunicorn_predicts_a_rides_duration_and_cost(server_url):
     response = requests.post(f"{server_url}/predict", json={**RIDE, "ride_id": 1}, timeout=5)
 
     assert response.status_code == 200
     body = response.json()
     assert body["ride_id"] == 1
-    assert body["model_version"] == "gunicorn-test"
+    assert body["model_versions"] == VERSIONS
     assert isinstance(body["duration"], float)
+    assert isinstance(body["cost"], float)
 
 
 def test_gunicorn_predicts_a_list_of_rides(server_url):

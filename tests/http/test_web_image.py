@@ -160,8 +160,8 @@ def server(web, image_root, model_bin) -> Iterator[Server]:
     env.update(web.env)
     env.update(
         PATH=os.pathsep.join([project_bin, env.get("PATH", "")]),
-        MODEL_URI=str(model_bin),
-        MODEL_VERSION="image-test",
+        MODEL_URIS=str(model_bin),
+        MODEL_VERSIONS="image-test",
         WEB_CONCURRENCY="1",
     )
     workdir = image_root / PurePosixPath(web.workdir).relative_to("/")
@@ -182,7 +182,7 @@ def test_gunicorn_starts_from_the_copied_files_alone_and_predicts(server):
     response = requests.post(f"{server.url}/predict", json=RIDE, timeout=10)
 
     assert response.status_code == 200
-    assert response.json()["model_version"] == "image-test"
+    assert response.json()["model_versions"] == {"duration": "image-test"}
 
 
 def test_the_healthcheck_command_passes_against_the_running_server(web, server, image_root):
@@ -227,8 +227,9 @@ def test_the_compose_web_service_builds_this_target_and_listens_on_loopback(web)
     assert service["ports"] == [f"127.0.0.1:{exposed}:{exposed}"]
 
 
-def test_the_compose_web_service_serves_the_model_deploy_uploads_by_default():
+def test_the_compose_web_service_serves_the_models_deploy_uploads_by_default():
     service = yaml.safe_load((ROOT / "local_stack" / "docker-compose.yaml").read_text())["services"]["web"]
+    uploaded = [f"s3://{MODEL_BUCKET}/{MODEL_PREFIX}/ride-{target}/model" for target in ("duration", "cost")]
 
-    assert service["environment"]["MODEL_URI"] == f"${{MODEL_URI:-s3://{MODEL_BUCKET}/{MODEL_PREFIX}/model}}"
+    assert service["environment"]["MODEL_URIS"] == f"${{MODEL_URIS:-{','.join(uploaded)}}}"
     assert service["environment"]["AWS_ENDPOINT_URL"] == "http://localstack:4566"

@@ -24,11 +24,13 @@ def course_model() -> PredictionService:
     return PredictionService.load(str(shared_path("models/lin_reg.bin")))
 
 
-def project_model(tmp_path_factory: pytest.TempPathFactory) -> PredictionService:
-    """Trained by ``python -m model_service train`` on January 2021, loaded from MLflow as the functions load it.
+@pytest.fixture(scope="session")
+def project_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PredictionService]:
+    """Trained by ``python -m model_service train`` on January 2021, loaded from MLflow as the functions load them.
 
-    Trained in its own process, so that MLflow's process-wide state (active
-    experiment, tracking URI) stays as the other tests expect it.
+    Both targets, by name. Trained in its own process, so that MLflow's
+    process-wide state (active experiment, tracking URI) stays as the other
+    tests expect it.
     """
     root = tmp_path_factory.mktemp("model-behaviour")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "PYTHONPATH": str(PROJECT_ROOT)}
@@ -36,17 +38,27 @@ def project_model(tmp_path_factory: pytest.TempPathFactory) -> PredictionService
     command += ["--train", str(shared_path("data/green_tripdata_2021-01.parquet"))]
     command += ["--val", str(shared_path("data/green_tripdata_2021-02.parquet"))]
     out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=True).stdout
-    model_uri = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URI="))
+    uris = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URIS="))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        return PredictionService.load(model_uri, tracking_uri=env["MLFLOW_TRACKING_URI"])
+        models = [PredictionService.load(uri, tracking_uri=env["MLFLOW_TRACKING_URI"]) for uri in uris.split(",")]
+    return {model.target.name: model for model in models}
 
 
-@pytest.fixture(scope="session", params=["course lin_reg.bin", "trained here on 2021-01"])
-def model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> PredictionService:
+@pytest.fixture(
+    scope="session", params=["course lin_reg.bin", "duration trained here on 2021-01", "cost trained here on 2021-01"]
+)
+def model(request: pytest.FixtureRequest, project_models: dict[str, PredictionService]) -> PredictionService:
+    """Every model the behaviour tests hold to account."""
     if request.param == "course lin_reg.bin":
         return course_model()
-    return project_model(tmp_path_factory)
+    return project_models[request.param.split()[0]]
+
+
+@pytest.fixture(scope="session", params=["course lin_reg.bin", "duration trained here on 2021-01"])
+def duration_model(request: pytest.FixtureRequest, project_models: dict[str, PredictionService]) -> PredictionService:
+    """The duration models: the course's, and the one trained here by the course's procedure."""
+    return course_model() if request.param == "course lin_reg.bin" else project_models["duration"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""How the model behaves on real rides: what a longer trip, a renamed ride or an extra field does to a prediction.
+"""How the models behave on real rides: what a longer trip, a renamed ride or an extra field does to a prediction.
 
 Rides go through the prediction function's own processor (decoding,
 validation, one model call, the prediction events), so these hold for what
@@ -36,8 +36,9 @@ def prediction_events(model: PredictionService, events: list[dict]) -> list[Pred
 
 
 def served(model: PredictionService, events: list[dict]) -> list[float]:
-    """Minutes predicted for ride events as the prediction function predicts them."""
-    return [event["prediction"]["ride_duration"] for event in prediction_events(model, events)]
+    """What the prediction function publishes for ride events: minutes, or dollars, by the model's target."""
+    field = model.target.event_field
+    return [event["prediction"][field] for event in prediction_events(model, events)]
 
 
 def with_distance(ride: dict, distance: float) -> dict:
@@ -56,7 +57,8 @@ def test_the_ride_id_changes_nothing_but_the_ride_id_it_is_published_with(model,
     rides = february_rides[:200]
     as_numbers = prediction_events(model, [ride_event(i, **_fields(r)) for i, r in enumerate(rides)])
     as_text = prediction_events(model, [ride_event(f"2021/02_{i}", **_fields(r)) for i, r in enumerate(rides)])
-    assert [e["prediction"]["ride_duration"] for e in as_numbers] == [e["prediction"]["ride_duration"] for e in as_text]
+    field = model.target.event_field
+    assert [e["prediction"][field] for e in as_numbers] == [e["prediction"][field] for e in as_text]
     assert [e["prediction"]["ride_id"] for e in as_text] == [f"2021/02_{i}" for i in range(len(rides))]
 
 
@@ -80,8 +82,10 @@ def test_a_whole_number_distance_as_int_or_float_changes_nothing(model, february
     assert as_int == as_float
 
 
-def test_every_real_ride_gets_a_finite_prediction(model, february_rides):
-    assert all(math.isfinite(minutes) for minutes in model.predict(february_rides))
+def test_every_real_ride_gets_a_finite_prediction_within_its_targets_range(model, february_rides):
+    predictions = model.predict(february_rides)
+    assert all(math.isfinite(value) for value in predictions)
+    assert sum(model.target.low <= value <= model.target.high for value in predictions) >= 0.99 * len(predictions)
 
 
 COURSE_RIDES = [(130, 205, 3.66, 12.7855), (10, 50, 40, 26.4388)]
@@ -95,9 +99,11 @@ def test_the_course_model_served_here_gives_the_courses_predictions(pu, do, dist
 
 
 @pytest.mark.parametrize(("pu", "do", "distance", "minutes"), COURSE_RIDES)
-def test_every_model_predicts_the_courses_rides_within_a_minute_of_the_course(model, pu, do, distance, minutes):
+def test_every_duration_model_predicts_the_courses_rides_within_a_minute_of_the_course(
+    duration_model, pu, do, distance, minutes
+):
     """A model trained here by the course's procedure on the same month lands close to the course's own."""
-    (predicted,) = served(model, [ride_event(256, pu, do, distance)])
+    (predicted,) = served(duration_model, [ride_event(256, pu, do, distance)])
     assert predicted == pytest.approx(minutes, abs=1.0)
 
 

@@ -17,15 +17,21 @@ def source(data: str, partition_key: str = "key-1") -> SourceRecord:
 
 
 def test_a_small_record_keeps_its_whole_payload():
-    record = dead_letter_record(source("eyJhIjogMX0="), RejectedRecord("decode", "data is not valid JSON"))
+    record = dead_letter_record(source("eyJhIjogMX0="), RejectedRecord("decode", "data is not valid JSON"), "cost")
     assert record.event["raw_data"] == "eyJhIjogMX0="
     assert record.event["raw_data_truncated"] is False
-    assert record.event["event_id"] == "ride_events:shardId-000000000000:4963"
     assert record.partition_key == "key-1"
 
 
+def test_a_dead_letter_names_the_consumer_that_wrote_it_in_its_event_id_too():
+    event = dead_letter_record(source("x"), RejectedRecord("decode", "no"), "cost").event
+    assert event["consumer"] == "cost"
+    assert event["event_id"] == "ride_events:shardId-000000000000:4963/cost"
+
+
 def test_a_record_without_a_partition_key_is_keyed_by_its_sequence_number():
-    assert dead_letter_record(source("x", partition_key=""), RejectedRecord("decode", "no")).partition_key == "4963"
+    record = dead_letter_record(source("x", partition_key=""), RejectedRecord("decode", "no"), "duration")
+    assert record.partition_key == "4963"
 
 
 @pytest.mark.parametrize(
@@ -41,7 +47,7 @@ def test_a_record_without_a_partition_key_is_keyed_by_its_sequence_number():
 )
 def test_whatever_the_payload_the_encoded_dead_letter_fits_one_record(data):
     rejection = RejectedRecord("validate", "é" * 5000, [{"field": "ride.x", "reason": "😀" * 5000}] * 50)
-    record = dead_letter_record(source(data, partition_key="ü" * 256), rejection)
+    record = dead_letter_record(source(data, partition_key="ü" * 256), rejection, "x" * 32)
     assert record_size(record.payload(), record.partition_key) <= MAX_RECORD_BYTES
     assert record.event["raw_data_truncated"] is True
     assert data.startswith(record.event["raw_data"])
@@ -50,7 +56,7 @@ def test_whatever_the_payload_the_encoded_dead_letter_fits_one_record(data):
 
 def test_long_reasons_are_cut():
     rejection = RejectedRecord("validate", "r" * 10_000, [{"field": "ride.x", "reason": "e" * 10_000}])
-    event = dead_letter_record(source("x"), rejection).event
+    event = dead_letter_record(source("x"), rejection, "duration").event
     assert len(event["reason"]) == MAX_REASON_CHARS
     assert event["reason"].endswith("...")
     assert len(event["errors"][0]["reason"]) == MAX_REASON_CHARS

@@ -77,10 +77,11 @@ def test_source_record_carries_stream_shard_sequence_and_key():
     )
 
 
-def test_event_id_is_stable_and_unique_per_input_record():
+def test_event_id_is_stable_and_unique_per_input_record_and_consumer():
     event = kinesis_event([ride_payload(), ride_payload()])
-    first = [SourceRecord.from_kinesis(r).event_id for r in KinesisStreamEvent(event).records]
-    again = [SourceRecord.from_kinesis(r).event_id for r in KinesisStreamEvent(event).records]
-    assert first == again
-    assert len(set(first)) == 2
-    assert first[0] == f"{INPUT_STREAM}:{SHARD_ID}:{FIRST_SEQUENCE_NUMBER}"
+    first = [SourceRecord.from_kinesis(r) for r in KinesisStreamEvent(event).records]
+    again = [SourceRecord.from_kinesis(r) for r in KinesisStreamEvent(event).records]
+    ids = {source.event_id(consumer) for source in first for consumer in ("duration", "cost")}
+    assert [s.event_id("cost") for s in first] == [s.event_id("cost") for s in again]
+    assert len(ids) == 4
+    assert first[0].event_id("cost") == f"{INPUT_STREAM}:{SHARD_ID}:{FIRST_SEQUENCE_NUMBER}/cost"

@@ -67,7 +67,7 @@ def assert_publishable(response) -> None:
 def test_any_record_bytes_end_as_a_publishable_prediction_or_dead_letter(handler, batch):
     event = kinesis_event(batch)
     response = handler(event, LocalContext())
-    expected = [f"ride_events:{r['eventID']}" for r in event["Records"]]
+    expected = [f"ride_events:{r['eventID']}/duration" for r in event["Records"]]
     assert sorted(accounted_ids(response)) == sorted(expected)
     assert_publishable(response)
     json.dumps(response, allow_nan=False)  # what Lambda returns must be strict JSON

@@ -12,7 +12,7 @@ from model_service.batch.monthly import Month, month_before, month_paths, month_
 from model_service.config import Settings
 from model_service.errors import InputNotFound
 from model_service.sample_data import make_trips
-from model_service.service import PredictionService
+from model_service.service import PredictionService, RideModels
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_taxi_type_that_could_leave_its_directory_is_refused(taxi_type):
 def test_score_month_writes_the_months_output_with_its_ride_ids(service, settings):
     put_month(settings, "green", Month(2021, 2), 120)
 
-    result = score_month(service, "green", Month(2021, 2), settings)
+    result = score_month(RideModels([service]), "green", Month(2021, 2), settings)
 
     output = pd.read_parquet(result.output)
     assert result.output.endswith("out/green/2021-02.parquet")
@@ -127,10 +127,10 @@ def test_score_month_writes_the_months_output_with_its_ride_ids(service, setting
 
 def test_score_month_skips_a_month_whose_output_exists_when_asked(service, settings):
     put_month(settings, "green", Month(2021, 2), 30)
-    first = score_month(service, "green", Month(2021, 2), settings)
+    first = score_month(RideModels([service]), "green", Month(2021, 2), settings)
     before = Path(first.output).stat().st_mtime_ns
 
-    again = score_month(service, "green", Month(2021, 2), settings, skip_existing=True)
+    again = score_month(RideModels([service]), "green", Month(2021, 2), settings, skip_existing=True)
 
     assert (again.status, again.report) == ("skipped", None)
     assert Path(again.output).stat().st_mtime_ns == before
@@ -138,10 +138,10 @@ def test_score_month_skips_a_month_whose_output_exists_when_asked(service, setti
 
 def test_score_month_replaces_an_existing_output_by_default(service, settings):
     put_month(settings, "green", Month(2021, 2), 30)
-    first = score_month(service, "green", Month(2021, 2), settings)
+    first = score_month(RideModels([service]), "green", Month(2021, 2), settings)
     put_month(settings, "green", Month(2021, 2), 45)
 
-    again = score_month(service, "green", Month(2021, 2), settings)
+    again = score_month(RideModels([service]), "green", Month(2021, 2), settings)
 
     assert again.status == "scored"
     assert len(pd.read_parquet(first.output)) == 45
@@ -149,7 +149,7 @@ def test_score_month_replaces_an_existing_output_by_default(service, settings):
 
 def test_a_month_without_input_fails_naming_the_missing_file_and_writes_nothing(service, settings, tmp_path):
     with pytest.raises(InputNotFound, match=r"in/green_tripdata_2021-03\.parquet: no such file"):
-        score_month(service, "green", Month(2021, 3), settings)
+        score_month(RideModels([service]), "green", Month(2021, 3), settings)
 
     assert not (tmp_path / "out").exists()
 
@@ -157,13 +157,13 @@ def test_a_month_without_input_fails_naming_the_missing_file_and_writes_nothing(
 def test_the_result_says_what_was_scored_where(service, settings):
     put_month(settings, "green", Month(2021, 2), 10)
 
-    answer = score_month(service, "green", Month(2021, 2), settings).as_dict("v-monthly")
+    answer = score_month(RideModels([service]), "green", Month(2021, 2), settings).as_dict({"duration": "v-monthly"})
 
-    assert {k: answer[k] for k in ("taxi_type", "month", "status", "rows", "model_version")} == {
+    assert {k: answer[k] for k in ("taxi_type", "month", "status", "rows", "model_versions")} == {
         "taxi_type": "green",
         "month": "2021-02",
         "status": "scored",
         "rows": 10,
-        "model_version": "v-monthly",
+        "model_versions": {"duration": "v-monthly"},
     }
     assert answer["predicted"] + answer["unpredicted"] == 10

@@ -33,7 +33,7 @@ class Scripted:
             raise self.error
         result: PublishResult[R] = PublishResult()
         for record in records:
-            event_id = record.source.event_id
+            event_id = record.source.event_id(CONSUMER)
             if event_id in self.fail:
                 result.failed.append(record)
             elif event_id in self.refuse:
@@ -56,12 +56,16 @@ class Echo:
         ]
 
 
+CONSUMER = "duration"
+
+
 def event_id(n: int) -> str:
-    return f"ride_events:shardId-000000000000:{FIRST_SEQUENCE_NUMBER + n}"
+    return f"ride_events:shardId-000000000000:{FIRST_SEQUENCE_NUMBER + n}/{CONSUMER}"
 
 
 def process(output: Any, dead_letters: Any, payloads: list[Any], transform: Any = None):
-    processor = StreamBatchProcessor(decode_ride_event, transform or Echo(), Publishers(output, dead_letters))
+    publishers = Publishers(output, dead_letters)
+    processor = StreamBatchProcessor(decode_ride_event, transform or Echo(), publishers, CONSUMER)
     return processor.process(KinesisStreamEvent(kinesis_event(payloads)).records, Deadline.after(60))
 
 
@@ -96,7 +100,7 @@ def test_an_output_kinesis_refuses_becomes_a_dead_letter_at_the_publish_stage():
 
 def test_unpublished_outputs_and_dead_letters_report_the_lowest_sequence_number():
     outcome = process(Scripted(fail={event_id(3)}), Scripted(fail={event_id(2)}), BATCH)
-    assert [s.event_id for s in outcome.unpublished] == [event_id(3), event_id(2)]
+    assert [s.event_id(CONSUMER) for s in outcome.unpublished] == [event_id(3), event_id(2)]
     assert outcome.response() == {"batchItemFailures": [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER + 2)}]}
     assert (outcome.published, outcome.dead_letters) == (1, 1)
 

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from model_service.config import Settings
-from model_service.errors import RejectedRecord
+from model_service.errors import InvalidSetting, RejectedRecord
 from model_service.kinesis.decode import decode_ride_event
 from model_service.schema import validate_ride
-from model_service.service import PredictionService
+from model_service.service import PredictionService, RideModels
 from model_service.web import app_from_env, create_app
 from tests.conftest import shared_path
 
@@ -23,14 +23,14 @@ MAX_BODY = 2048
 
 @pytest.fixture
 def client(service):
-    app = create_app(service, Settings(web_max_body_bytes=MAX_BODY))
+    app = create_app(RideModels([service]), Settings(web_max_body_bytes=MAX_BODY))
     return app.test_client()
 
 
 @pytest.fixture
 def default_client(service):
     """With the default limits, for bodies as large as the defaults let through."""
-    return create_app(service, Settings()).test_client()
+    return create_app(RideModels([service]), Settings()).test_client()
 
 
 def expected(service: PredictionService, *rides: dict) -> list[float]:
@@ -43,7 +43,7 @@ def test_a_ride_gets_its_duration_in_minutes_and_the_model_version(client, servi
     assert response.status_code == 200
     assert response.get_json() == {
         "duration": pytest.approx(expected(service, RIDE)[0]),
-        "model_version": service.version,
+        "model_versions": {"duration": service.version},
     }
 
 
@@ -79,14 +79,16 @@ def test_a_list_of_rides_gets_one_prediction_per_ride_in_order(client, service):
             {"duration": pytest.approx(b), "ride_id": 7},
             {"duration": pytest.approx(c), "ride_id": "x"},
         ],
-        "model_version": service.version,
+        "model_versions": {"duration": service.version},
     }
 
 
 def test_a_list_of_rides_is_predicted_in_one_call(client, service, monkeypatch):
     calls = []
-    original = service.predict
-    monkeypatch.setattr(service, "predict", lambda rides: calls.append(len(rides)) or original(rides))
+    original = service.predict_columns
+    monkeypatch.setattr(
+        service, "predict_columns", lambda *columns: calls.append(len(columns[0])) or original(*columns)
+    )
 
     client.post("/predict", json=[RIDE] * 5)
 
@@ -97,7 +99,7 @@ def test_an_empty_list_gets_no_predictions(client, service):
     response = client.post("/predict", json=[])
 
     assert response.status_code == 200
-    assert response.get_json() == {"predictions": [], "model_version": service.version}
+    assert response.get_json() == {"predictions": [], "model_versions": {"duration": service.version}}
 
 
 def test_an_out_of_range_field_is_400_naming_the_field_and_the_reason(client):
@@ -133,7 +135,7 @@ def test_an_invalid_ride_id_is_400_naming_it(client):
 
 
 def test_a_list_with_bad_rides_is_400_naming_each_index_and_field_and_predicts_nothing(client, service, monkeypatch):
-    monkeypatch.setattr(service, "predict", lambda rides: pytest.fail("nothing should be predicted"))
+    monkeypatch.setattr(service, "predict_columns", lambda *columns: pytest.fail("nothing should be predicted"))
 
     response = client.post("/predict", json=[RIDE, {**RIDE, "trip_distance": -1}, RIDE, {**RIDE, "DOLocationID": 0}])
 
@@ -193,10 +195,10 @@ def test_a_body_over_the_configured_size_is_413(client):
 
 
 def test_an_unexpected_error_is_a_json_500_without_a_traceback(client, service, monkeypatch):
-    def broken(rides):
+    def broken(*columns):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service, "predict", broken)
+    monkeypatch.setattr(service, "predict_columns", broken)
 
     response = client.post("/predict", json=RIDE)
 
@@ -205,10 +207,10 @@ def test_an_unexpected_error_is_a_json_500_without_a_traceback(client, service, 
 
 
 def test_an_unexpected_error_goes_to_the_log_with_its_traceback(client, service, monkeypatch, caplog):
-    def broken(rides):
+    def broken(*columns):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(service, "predict", broken)
+    monkeypatch.setattr(service, "predict_columns", broken)
 
     client.post("/predict", json=RIDE)
 
@@ -237,23 +239,57 @@ def test_health_reports_the_model_version_but_not_where_the_model_is_stored(clie
     response = client.get("/health")
 
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "model_loaded": True, "model_version": service.version}
+    assert response.get_json() == {
+        "status": "ok",
+        "model_loaded": True,
+        "model_versions": {"duration": service.version},
+    }
     assert str(model_bin.parent) not in response.get_data(as_text=True)
 
 
-def test_the_app_loads_the_model_named_by_model_uri(model_bin, monkeypatch):
-    monkeypatch.setenv("MODEL_URI", str(model_bin))
-    monkeypatch.setenv("MODEL_VERSION", "v-test")
+def test_the_app_loads_the_models_named_by_model_uris_with_their_versions(model_bin, cost_model_dir, monkeypatch):
+    monkeypatch.setenv("MODEL_URIS", f"{model_bin}, {cost_model_dir}")
+    monkeypatch.setenv("MODEL_VERSIONS", "v-duration,")
 
     response = app_from_env().test_client().get("/health")
 
-    assert response.get_json()["model_version"] == "v-test"
+    cost_version = PredictionService.load(str(cost_model_dir)).version
+    assert response.get_json()["model_versions"] == {"duration": "v-duration", "cost": cost_version}
+
+
+def test_each_ride_gets_every_models_prediction_under_its_target(service, cost_model_dir):
+    cost = PredictionService.load(str(cost_model_dir))
+    client = create_app(RideModels([service, cost]), Settings()).test_client()
+
+    one = client.post("/predict", json={**RIDE, "ride_id": 256}).get_json()
+    many = client.post("/predict", json=[RIDE, OTHER_RIDE]).get_json()
+
+    versions = {"duration": service.version, "cost": cost.version}
+    assert one == {
+        "duration": pytest.approx(expected(service, RIDE)[0]),
+        "cost": pytest.approx(expected(cost, RIDE)[0]),
+        "ride_id": 256,
+        "model_versions": versions,
+    }
+    assert many == {
+        "predictions": [
+            {"duration": pytest.approx(d), "cost": pytest.approx(c)}
+            for d, c in zip(expected(service, RIDE, OTHER_RIDE), expected(cost, RIDE, OTHER_RIDE), strict=True)
+        ],
+        "model_versions": versions,
+    }
+
+
+def test_two_models_of_one_target_are_refused_at_start_up(model_bin, monkeypatch):
+    monkeypatch.setenv("MODEL_URIS", f"{model_bin},{model_bin}")
+    with pytest.raises(InvalidSetting, match="one model per target"):
+        app_from_env()
 
 
 @pytest.mark.shared_data
 def test_the_course_model_predicts_the_course_figure():
     service = PredictionService.load(str(shared_path("models/lin_reg.bin")))
-    client = create_app(service, Settings()).test_client()
+    client = create_app(RideModels([service]), Settings()).test_client()
 
     response = client.post("/predict", json=RIDE)
 
@@ -262,7 +298,7 @@ def test_the_course_model_predicts_the_course_figure():
 
 def test_the_body_limit_comes_from_web_max_body_bytes(service, monkeypatch):
     monkeypatch.setenv("WEB_MAX_BODY_BYTES", "100")
-    client = create_app(service, Settings.from_env()).test_client()
+    client = create_app(RideModels([service]), Settings.from_env()).test_client()
 
     assert client.post("/predict", json=RIDE).status_code == 200
     assert client.post("/predict", json=[RIDE] * 2).status_code == 413
@@ -285,8 +321,8 @@ def test_deeply_nested_json_is_a_400_not_a_500(default_client, body):
 
 
 def test_a_list_longer_than_web_max_rides_is_413_naming_the_cap(service, monkeypatch):
-    client = create_app(service, Settings(web_max_rides=5)).test_client()
-    monkeypatch.setattr(service, "predict", lambda rides: pytest.fail("nothing should be predicted"))
+    client = create_app(RideModels([service]), Settings(web_max_rides=5)).test_client()
+    monkeypatch.setattr(service, "predict_columns", lambda *columns: pytest.fail("nothing should be predicted"))
 
     response = client.post("/predict", json=[RIDE] * 6)
 
@@ -295,7 +331,7 @@ def test_a_list_longer_than_web_max_rides_is_413_naming_the_cap(service, monkeyp
 
 
 def test_a_list_of_exactly_web_max_rides_is_predicted(service):
-    client = create_app(service, Settings(web_max_rides=5)).test_client()
+    client = create_app(RideModels([service]), Settings(web_max_rides=5)).test_client()
 
     response = client.post("/predict", json=[RIDE] * 5)
 
@@ -313,7 +349,7 @@ def test_a_megabyte_of_empty_objects_gets_a_short_answer(default_client):
 
 
 def test_a_400_lists_the_first_errors_once_and_counts_them_all(service):
-    client = create_app(service, Settings(web_max_reported_errors=4)).test_client()
+    client = create_app(RideModels([service]), Settings(web_max_reported_errors=4)).test_client()
     rides = [RIDE, *({**RIDE, "trip_distance": -i} for i in range(1, 51)), {}]
 
     response = client.post("/predict", json=rides)
@@ -372,7 +408,7 @@ def test_a_body_the_kinesis_path_rejects_is_a_400(client, payload):
 def test_the_ride_and_error_caps_come_from_the_environment(service, monkeypatch):
     monkeypatch.setenv("WEB_MAX_RIDES", "3")
     monkeypatch.setenv("WEB_MAX_REPORTED_ERRORS", "1")
-    client = create_app(service, Settings.from_env()).test_client()
+    client = create_app(RideModels([service]), Settings.from_env()).test_client()
 
     assert client.post("/predict", json=[RIDE] * 4).status_code == 413
     assert len(client.post("/predict", json=[{}] * 3).get_json()["errors"]) == 1

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from model_service.config import Settings
 from model_service.errors import InvalidJson, InvalidRides, SchemaViolation
 from model_service.schema import Ride, RideId, validate_body_rides, validate_json, validate_ride, validate_ride_event
+from model_service.service import RideModels
 from model_service.web import create_app
 
 ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
@@ -106,7 +107,7 @@ def errors_ride_by_ride(items: list[Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def client(service) -> FlaskClient:
-    return create_app(service, Settings()).test_client()
+    return create_app(RideModels([service]), Settings()).test_client()
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -139,9 +140,9 @@ def test_any_body_is_answered_as_the_schema_judges_each_of_its_rides(client, ser
         for d, (_, ride_id) in zip(durations, judged, strict=True)
     ]
     if isinstance(json.loads(text), list):
-        assert response.get_json() == {"predictions": expected, "model_version": service.version}
+        assert response.get_json() == {"predictions": expected, "model_versions": {"duration": service.version}}
     else:
-        assert response.get_json() == {**expected[0], "model_version": service.version}
+        assert response.get_json() == {**expected[0], "model_versions": {"duration": service.version}}
 
 
 @settings(max_examples=400, deadline=None)
