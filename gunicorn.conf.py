@@ -7,13 +7,19 @@ Sizing comes from Settings (WEB_CONCURRENCY), like every setting.
 
 import gc
 import os
+import sys
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 
 from model_service.config import Settings
+from model_service.errors import ServiceError
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except ServiceError as exc:  # one line naming the setting, not a traceback from inside gunicorn's config loader
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 bind = "0.0.0.0:9696"
 
@@ -42,6 +48,17 @@ workers = settings.web_workers or len(os.sched_getaffinity(0))
 # monkey-patches the worker after the fork; the preloaded app does no I/O of
 # its own per request.
 worker_class = "gevent"
+
+# How many connections one worker holds at once (WEB_WORKER_CONNECTIONS); past
+# them, new connections wait in the listen queue, so it is the ceiling on
+# slow clients a worker outlasts. Each waiting connection is a greenlet and a
+# socket, a few kilobytes, and is held at most: 2 s for its headers
+# (keepalive, below), WEB_BODY_TIMEOUT for its whole body (30 s), then it is
+# answered and, if it sends nothing more, dropped after 2 s. So 1000 per
+# worker means a client must open more than 1000 / 30 = 33 new slow
+# connections a second, per worker, to hold them all; a load balancer in
+# front that caps connections per client stops that first (see the README).
+worker_connections = settings.web_worker_connections
 
 # For the gevent worker, both how long an idle keep-alive connection is kept
 # and how long a client has to send a request's headers (gunicorn's default).

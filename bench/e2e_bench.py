@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bench.common import cost_model, generated_pipeline, save_mlflow_model
 from local_stack import aws as local_aws
@@ -50,7 +51,8 @@ from stream_tools.tail import StreamTail, reading_client
 STACK_NAME = "ride-duration-e2e-bench"
 LATENCY_POLL_SECONDS = 0.05
 BURST_POLL_SECONDS = 0.25
-WAIT_SECONDS = 120
+WAIT_SECONDS = 180
+PUT_RETRY_SECONDS = 120
 
 
 class FirstSeen(threading.Thread):
@@ -66,7 +68,10 @@ class FirstSeen(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            events = self.tail.events()
+            try:
+                events = self.tail.events()
+            except (BotoCoreError, ClientError):  # LocalStack's Kinesis busy under a burst: read again next poll
+                events = []
             now = time.monotonic()
             for event in events:
                 self.seen.setdefault(str(self.key_of(event)), now)
@@ -92,7 +97,9 @@ def send(stream: str, count: int, prefix: str, rate: float | None) -> tuple[dict
         put_at.update((str(r.ride_id), now) for r in chunk)
 
     records = with_malformed(rides_from_trips(make_trips(count, seed=len(prefix)), id_prefix=prefix), 0)
-    report = produce(KinesisPublisher(kinesis_client(Settings.from_env()), stream), records, rate=rate, on_chunk=stamp)
+    publisher = KinesisPublisher(kinesis_client(Settings.from_env()), stream)
+    # Patient: under a burst, LocalStack's one Kinesis engine answers the stack's own reads and writes first.
+    report = produce(publisher, records, rate=rate, on_chunk=stamp, retry_seconds=PUT_RETRY_SECONDS)
     if report.failed:
         raise RuntimeError(f"{report.failed} rides could not be put")
     return put_at, report.seconds

@@ -161,14 +161,24 @@ def main() -> None:
                 {
                     "sklearn": (SKLEARN_IMPORT, base_env),
                     "trained": (LAMBDA_IMPORT, {**base_env, "MODEL_URI": s3_uri, "AWS_ENDPOINT_URL": endpoint}),
-                    "course": (LAMBDA_IMPORT, {**base_env, "MODEL_URI": str(course_model)}),
+                    "course": (
+                        LAMBDA_IMPORT,
+                        {**base_env, "MODEL_URI": str(course_model), "MODEL_ALLOW_PICKLE": "true"},
+                    ),
                 },
                 args.cold_starts,
             )
         finally:
             server.stop()
 
-        os.environ.update({"MODEL_URI": str(course_model), "TEST_RUN": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
+        os.environ.update(
+            {
+                "MODEL_URI": str(course_model),
+                "MODEL_ALLOW_PICKLE": "true",
+                "TEST_RUN": "true",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+        )
         import lambda_function
 
         vectorizer, regressor = load_course_model(course_model)

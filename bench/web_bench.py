@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, bench_model, cost_model, machine
+from bench.common import ROOT, as_mlflow_model, bench_model, cost_model, machine
 from local_stack.server import free_port
 from model_service.config import Settings
 
@@ -540,7 +540,8 @@ def main() -> int:
         workdir = Path(tmp)
         model, model_description = bench_model(workdir)
         shutil.copy(model, workdir / "lin_reg.bin")
-        ours_models = [model, cost_model(workdir)]
+        # Ours serves the same weights as training logs them (an MLflow model), not the pickle.
+        ours_models = [as_mlflow_model(model, workdir / "ours-duration"), cost_model(workdir)]
         base_env = {
             **os.environ,
             "MODEL_URIS": ",".join(map(str, ours_models)),

@@ -211,7 +211,8 @@ def failure_reasons(cfn: Any, stack_name: str) -> list[str]:
         if event["ResourceStatus"].endswith("FAILED"):
             reasons.append(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}")
             nested = event.get("PhysicalResourceId", "")
-            if event.get("ResourceType") == "AWS::CloudFormation::Stack" and nested.startswith("arn:"):
+            own = nested == event.get("StackId")  # the stack's own event, not a nested stack's
+            if event.get("ResourceType") == "AWS::CloudFormation::Stack" and nested.startswith("arn:") and not own:
                 reasons += [f"  {reason}" for reason in failure_reasons(cfn, nested)]
     return reasons
 

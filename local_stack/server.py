@@ -41,7 +41,7 @@ INSTALL_SCRIPT = PROJECT_ROOT / "local_stack" / "install.sh"
 
 # What the project's template.yaml deploys (plus sts, which Lambda uses for its roles).
 # Services load lazily, so unused ones cost nothing at start-up.
-SERVICES = "kinesis,s3,lambda,sts,iam,logs,cloudformation,sqs,sns,cloudwatch,scheduler"
+SERVICES = "kinesis,s3,lambda,sts,iam,kms,logs,cloudformation,sqs,sns,cloudwatch,scheduler"
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 # How long LocalStack gets for its clean-up once its gateway has closed (see LocalStack.stop).

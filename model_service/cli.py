@@ -280,9 +280,9 @@ def run(parser_for: Callable[[Settings], argparse.ArgumentParser], argv: Sequenc
 
     What the user must fix (a ServiceError) is one line and status 2; anything else keeps its traceback.
     """
-    settings = Settings.from_env()
-    args = parser_for(settings).parse_args(argv)
     try:
+        settings = Settings.from_env()
+        args = parser_for(settings).parse_args(argv)
         return int(args.run(args, settings))
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

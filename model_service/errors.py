@@ -58,8 +58,8 @@ class InvalidJson(ServiceError, ValueError):
     """Text that is not JSON at all; the message is the parser's, with its position."""
 
 
-Stage = Literal["decode", "validate", "publish"]
-"""Where a record was refused: its bytes (decode), its content (validate), or Kinesis (publish)."""
+Stage = Literal["decode", "validate", "predict", "publish"]
+"""Where a record was refused: its bytes (decode), its content (validate), the model's answer (predict), or Kinesis."""
 
 
 class RejectedRecord(ServiceError, ValueError):
@@ -106,6 +106,14 @@ class UnusableModel(ModelLoadError):
     """A model that loaded but is not a ride-duration model: it cannot predict a ride, or predicts nonsense."""
 
 
+class NonFinitePrediction(ServiceError, ArithmeticError):
+    """A model answered NaN or infinity for a ride: no event, answer or file may carry it as a number."""
+
+    def __init__(self, target: str, value: float, index: int) -> None:
+        self.target, self.value, self.index = target, value, index
+        super().__init__(f"the {target} model predicted {value} for ride {index}, which is not a number to answer with")
+
+
 class InvalidWeightTable(ServiceError, ValueError):
     """The file is not a weight table this code wrote: wrong arrays, shapes, types or values."""
 
@@ -137,8 +145,8 @@ class BadInputFile(ServiceError, ValueError):
     def __init__(self, path: str, reason: str, column: str | None = None) -> None:
         self.path = path
         self.column = column
-        self.reason = reason
-        super().__init__(f"{path}: column {column}: {reason}" if column else f"{path}: {reason}")
+        self.reason = " ".join(reason.split())  # one line, whatever the reader's own message spans
+        super().__init__(f"{path}: column {column}: {self.reason}" if column else f"{path}: {self.reason}")
 
 
 class InputNotFound(ServiceError, FileNotFoundError):

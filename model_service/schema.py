@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
+from model_service.config import MAX_VERSION_CHARS
 from model_service.errors import FieldError, InvalidJson, InvalidRides, RideError, SchemaViolation
 
 MAX_ZONE_ID = 265
@@ -43,7 +44,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 MAX_EVENT_ID_CHARS = 512
 """An event_id is ``stream:shard:sequence``: at most 128 + 20 + 129 characters plus separators."""
 
-MAX_NAME_CHARS = 256
+MAX_NAME_CHARS = MAX_VERSION_CHARS
 """A model name or version in a prediction event."""
 
 MAX_QUOTED_CHARS = 200

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from model_service.config import Settings
-from model_service.errors import InvalidSetting
+from model_service.errors import InvalidSetting, NonFinitePrediction
 from model_service.model.features import columns_for_rides
 from model_service.model.load import LoadedModel, load_model
 from model_service.model.target import Target
@@ -109,11 +109,23 @@ class RideModels:
         return {service.target.name: service.version for service in self.services}
 
     def predict(self, rides: Sequence[Ride]) -> dict[str, list[float]]:
-        """Each target's prediction for each ride, in order, from one call per model."""
+        """Each target's prediction for each ride, in order, from one call per model.
+
+        Raises NonFinitePrediction, naming the ride and the model, rather than answer NaN or infinity.
+        """
+        import numpy as np
+
         if not rides:
             return {service.target.name: [] for service in self.services}
         columns = columns_for_rides(rides)
-        return {service.target.name: service.predict_columns(*columns).tolist() for service in self.services}
+        answers = {}
+        for service in self.services:
+            values = service.predict_columns(*columns)
+            if not np.isfinite(values).all():
+                index = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise NonFinitePrediction(service.target.name, float(values[index]), index)
+            answers[service.target.name] = values.tolist()
+        return answers
 
     def predict_columns(
         self, pu_location_id: np.ndarray, do_location_id: np.ndarray, trip_distance: np.ndarray

@@ -13,8 +13,9 @@ A request goes read -> parse and validate -> predict -> encode, and each step
 is bounded, so no body, however hostile, costs more than a small, fast answer:
 
 - read: at most ``WEB_MAX_BODY_BYTES``, counted as the body arrives, since a
-  chunked body has no Content-Length to check first (413); a body that sends
-  nothing for ``WEB_BODY_TIMEOUT`` seconds, or is cut short, is a 400;
+  chunked body has no Content-Length to check first (413); a body that has not
+  arrived whole ``WEB_BODY_TIMEOUT`` seconds after the request's headers, or
+  is cut short, is a 400;
 - parse: by the parser that reads Kinesis records (``schema.validate_json``),
   which refuses what it refuses there: text that is not UTF-8, lone
   surrogates, nesting deeper than its recursion limit (400, never a
@@ -36,7 +37,8 @@ traceback.
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
+import sys
+from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import IO, Any
 
 from flask import Flask, Response, request
@@ -46,7 +48,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntity
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from model_service.config import Settings
-from model_service.errors import BadRequestBody, FieldError, InvalidJson, InvalidRides, RideError
+from model_service.errors import BadRequestBody, FieldError, InvalidJson, InvalidRides, NonFinitePrediction, RideError
 from model_service.schema import Ride, validate_body_rides, validate_json
 from model_service.service import RideModels
 
@@ -115,9 +117,9 @@ def _read_body(limit: int, timeout: float) -> bytes:
     that length is read in one call. A chunked body has none, and werkzeug's
     own limit cuts it silently at the limit, so it is read up to one byte past
     the limit: that byte tells a body of exactly ``limit`` bytes from a longer
-    one. A body that sends nothing for ``timeout`` seconds, or whose client
-    leaves, is a 400 rather than a request held open for as long as the client
-    likes; gunicorn then closes the connection, whose rest it cannot read.
+    one. The whole body must arrive within ``timeout`` seconds of the start of
+    the read, or the request is a 400, as is a body cut short or whose client
+    leaves; gunicorn then closes the connection, whose rest it cannot read.
     """
     length = request.content_length
     if length is not None and length > limit:
@@ -128,7 +130,8 @@ def _read_body(limit: int, timeout: float) -> bytes:
         previous = sock.gettimeout()
         sock.settimeout(timeout)
     try:
-        body = _read(request.stream, length, limit)
+        with _whole_read_within(timeout):
+            body = _read(request.stream, length, limit)
     except (OSError, ClientDisconnected):  # a timeout, a reset, a chunked body cut short; werkzeug's own word for them
         raise BadRequestBody(BODY_NOT_RECEIVED) from None
     finally:
@@ -140,6 +143,21 @@ def _read_body(limit: int, timeout: float) -> bytes:
     if len(body) > limit:
         raise RequestEntityTooLarge(f"body larger than {limit} bytes")
     return body
+
+
+def _whole_read_within(seconds: float) -> AbstractContextManager[object]:
+    """A wall-clock bound on the whole read, under gunicorn's gevent workers (gunicorn.conf.py).
+
+    The socket's timeout bounds each read of it, which a client trickling a
+    byte now and then always beats; gevent's Timeout interrupts the read
+    itself. Without gevent loaded (Flask's test client, whose body is already
+    in memory), there is nothing to wait for.
+    """
+    if "gevent" not in sys.modules:
+        return nullcontext()
+    import gevent  # type: ignore[import-untyped]
+
+    return gevent.Timeout(seconds, TimeoutError("the request body did not arrive in time"))
 
 
 def _read(stream: IO[bytes], length: int | None, limit: int) -> bytes:
@@ -206,6 +224,12 @@ def create_app(models: RideModels, settings: Settings) -> Flask:
             body["errors"] = exc.errors
             body["error_count"] = exc.error_count
         return _json(body, 400)
+
+    @app.errorhandler(NonFinitePrediction)
+    def unusable_prediction(exc: NonFinitePrediction) -> Response:
+        # The model's fault, not the client's: a server error, and the operator's to see in the log.
+        logger.error("refused to answer: %s", exc)
+        return _json({"error": str(exc)}, 500)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> WerkzeugResponse:

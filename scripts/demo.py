@@ -202,7 +202,7 @@ class LiveView:
                 f"  prediction   ride {ride_id!s:<11} {trip} {distance:6.2f} mi"
                 f" {values['ride_duration']:6.1f} min {values['ride_cost']:7.2f} USD"
             )
-            if len(self.shown) == SHOWN_PREDICTIONS:
+            if sum("shown" in v for v in self.shown.values()) == SHOWN_PREDICTIONS:
                 print("  (further predictions are counted, not shown)")
 
 

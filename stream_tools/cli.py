@@ -123,7 +123,12 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     print(f"published:     {report.published} output events, {report.dead_letters} dead letters")
     for why in report.kept:
         print(f"kept:          {why}")
-    return 1 if report.kept else 0
+    return KEPT_STATUS + min(len(report.kept), MAX_KEPT_COUNTED) if report.kept else 0
+
+
+KEPT_STATUS = 10
+"""replay's exit status is 10 + the number of messages kept (0: all replayed; 2, as every command: an error)."""
+MAX_KEPT_COUNTED = 89
 
 
 def _fraction(text: str) -> float:
@@ -183,7 +188,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         description=(
             "Reads each message of the on-failure queue, reads its batch back from the input stream and runs it"
             " through the function's processor (same event_ids); deletes a message once all its records are"
-            " published. Streams and model come from the same settings as the function's."
+            " published. A message that cannot be replayed (not an on-failure record, its records gone or"
+            " unreadable) is kept, its reason printed, and the next one goes on. Exit status: 0 when every"
+            " message was replayed, 10 + the number kept (up to 99) otherwise, 2 for an error that ends the run."
+            " Streams and model come from the same settings as the function's."
         ),
     )
     replay.add_argument("--queue-url", required=True, help="the on-failure queue (stack output ...FailedBatchQueueUrl)")

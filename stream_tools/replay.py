@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from botocore.exceptions import ClientError
 
 from model_service.kinesis.processor import StreamBatchProcessor
 from model_service.kinesis.publish import SYSTEM_CLOCK, Clock, Deadline
@@ -43,17 +44,27 @@ class FailedBatch:
 
     @classmethod
     def from_message(cls, body: str) -> FailedBatch:
+        """The batch an on-failure record names, or ValueError saying which of its fields is wrong."""
         try:
             info = json.loads(body)["KinesisBatchInfo"]
-            return cls(
+            batch = cls(
                 info["streamArn"],
                 info["shardId"],
                 info["startSequenceNumber"],
                 info["endSequenceNumber"],
-                int(info["batchSize"]),
+                info["batchSize"],
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not an on-failure record of a Kinesis event source ({exc!r} missing or wrong)") from None
+        for name in ("stream_arn", "shard_id", "first_sequence_number", "last_sequence_number"):
+            if not isinstance(getattr(batch, name), str) or not getattr(batch, name):
+                raise ValueError(f"not an on-failure record: its {name} is {getattr(batch, name)!r}, not text")
+        for name in ("first_sequence_number", "last_sequence_number"):
+            if not getattr(batch, name).isdigit():
+                raise ValueError(f"not an on-failure record: its {name} is {getattr(batch, name)!r}, not a number")
+        if isinstance(batch.size, bool) or not isinstance(batch.size, int) or batch.size < 1:
+            raise ValueError(f"not an on-failure record: its batchSize is {batch.size!r}, not a count of records")
+        return batch
 
 
 def read_batch(kinesis: Any, batch: FailedBatch) -> list[dict[str, Any]]:
@@ -128,9 +139,15 @@ class Replayer:
     clock: Clock = SYSTEM_CLOCK
 
     def replay(self, queue_url: str) -> ReplayReport:
+        """Replay every message of the queue, each on its own: one that cannot be replayed is kept, with why.
+
+        Received messages stay invisible to others (and to this loop) while
+        they are worked on; the kept ones are made visible again at the end,
+        for the next replay, instead of staying hidden for the whole timeout.
+        """
         report = ReplayReport()
-        # Received messages stay invisible to others (and to this loop) while they are worked on.
         visibility = int(MAX_MESSAGES_PER_RECEIVE * self.seconds_per_batch) + 60
+        kept_handles: list[str] = []
         while messages := self.sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=MAX_MESSAGES_PER_RECEIVE,
@@ -145,16 +162,30 @@ class Replayer:
                     report.replayed += 1
                 else:
                     report.kept.append(f"message {message['MessageId']}: {why_kept}")
+                    kept_handles.append(message["ReceiptHandle"])
+        for handle in kept_handles:
+            self.sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
         return report
 
     def _replay_message(self, body: str, report: ReplayReport) -> str | None:
+        """None once the message's batch is all accounted for, else why it is kept.
+
+        A message that is not an on-failure record, or whose place on the
+        stream cannot be read (an unknown or expired shard, a sequence number
+        Kinesis refuses), is kept with the reason, and the next message goes
+        on. A stream that cannot be written (StreamUnavailable) ends the run.
+        """
         try:
             batch = FailedBatch.from_message(body)
         except ValueError as exc:
             return str(exc)
         if batch.stream_name != self.input_stream:
             return f"its batch is from {batch.stream_name}, not from this function's input {self.input_stream}"
-        records = read_batch(self.kinesis, batch)
+        try:
+            records = read_batch(self.kinesis, batch)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            return f"its records cannot be read from {batch.stream_name}: {error.get('Code')}: {error.get('Message')}"
         if why := missing_records(batch, records):
             return why
         outcome = self.processor.process(

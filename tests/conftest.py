@@ -52,11 +52,12 @@ def model_bin(tmp_path_factory, fitted_pipeline) -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(model_bin):
-    """The model.bin loaded as every adapter loads its model (modules that need a named version define their own)."""
+def service(mlflow_model_dir):
+    """A duration model as training logs it, loaded as every adapter loads it (modules that need a version define
+    their own)."""
     from model_service.service import PredictionService
 
-    return PredictionService.load(str(model_bin))
+    return PredictionService.load(str(mlflow_model_dir))
 
 
 def saved_as_training_logs(pipeline, directory: Path, target=None) -> Path:
@@ -85,9 +86,9 @@ def cost_model_dir(tmp_path_factory, training_trips) -> Path:
 
 
 @pytest.fixture(scope="session")
-def consumer_models(model_bin, cost_model_dir) -> dict[str, Path]:
-    """The model each consumer of the ride stream serves, by consumer: duration (a course-style model.bin), cost."""
-    return {"duration": model_bin, "cost": cost_model_dir}
+def consumer_models(mlflow_model_dir, cost_model_dir) -> dict[str, Path]:
+    """The model each consumer of the ride stream serves, by consumer: duration and cost, as training logs them."""
+    return {"duration": mlflow_model_dir, "cost": cost_model_dir}
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +148,7 @@ def kinesis(aws):
 
 
 @pytest.fixture
-def build_function(kinesis, model_bin):
+def build_function(kinesis, mlflow_model_dir):
     """A stream function built as a new Lambda container builds it at import: from the environment's settings.
 
     ``build("prediction", TEST_RUN="true")``: the variables given override the tests' defaults.
@@ -157,7 +158,7 @@ def build_function(kinesis, model_bin):
 
     def build(kind: str, **env: str):
         environ = {
-            "MODEL_URI": str(model_bin),
+            "MODEL_URI": str(mlflow_model_dir),
             "PREDICTIONS_STREAM_NAME": PREDICTIONS,
             "DEAD_LETTER_STREAM_NAME": DEAD_LETTERS,
             "DECISIONS_STREAM_NAME": DECISIONS,

@@ -52,3 +52,37 @@ def feature_columns(trips: Any) -> list[Any]:
     from model_service.model.features import FEATURE_COLUMNS
 
     return [trips[c].to_numpy() for c in FEATURE_COLUMNS]
+
+
+class NanBeyond:
+    """A predictor that answers NaN for rides longer than ``miles``: a model gone wrong away from its smoke test."""
+
+    def __init__(self, predictor: Any, miles: float) -> None:
+        self.predictor, self.miles = predictor, miles
+
+    def predict(self, pu_location_id: Any, do_location_id: Any, trip_distance: Any) -> Any:
+        import numpy as np
+
+        values = np.array(self.predictor.predict(pu_location_id, do_location_id, trip_distance), dtype=np.float64)
+        values[trip_distance > self.miles] = np.nan
+        return values
+
+
+def answering_nan_beyond(service: Any, miles: float = 100.0) -> Any:
+    """``service`` with its model answering NaN past ``miles``, as a service loaded so would."""
+    import dataclasses
+
+    from model_service.service import PredictionService
+
+    model = service._model
+    return PredictionService(dataclasses.replace(model, predictor=NanBeyond(model.predictor, miles)))
+
+
+class RunsCodeWhenUnpickled:
+    """Unpickling this runs code: it creates ``target``, the evidence that a loader unpickled it."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.target), "w"))

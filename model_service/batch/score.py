@@ -254,6 +254,12 @@ def _score_chunk(job: _Job, batch: pa.RecordBatch, schema: pa.Schema, first_row:
         )
         for name, values in answers.items():
             predicted[name][scorable] = values
+    # A model's NaN or infinity is no prediction: written as null, and the row counted as not predicted.
+    answered = scorable.copy()
+    for values in predicted.values():
+        finite = np.isfinite(values)
+        values[~finite] = np.nan
+        answered &= finite
 
     row_numbers = pc.cast(pa.array(np.arange(first_row, first_row + len(trips))), pa.string())
     columns: dict[str, pa.Array] = {
@@ -274,7 +280,7 @@ def _score_chunk(job: _Job, batch: pa.RecordBatch, schema: pa.Schema, first_row:
             columns[target_columns.actual] = pa.array(actual, from_pandas=True)
             columns[target_columns.diff] = pa.array(actual - values, from_pandas=True)
     table = pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
-    return table, int(scorable.sum())
+    return table, int(answered.sum())
 
 
 def _actual(trips: pd.DataFrame, target: Target) -> np.ndarray:

@@ -141,8 +141,9 @@ class PredictionFunction(StreamFunction):
 
 def prediction_function(settings: Settings) -> PredictionFunction:
     """The prediction function, its model loaded (or the error that says why it cannot be)."""
-    logger, metrics = function_telemetry(settings, default_service="ride-duration-prediction")
     service = PredictionService.from_settings(settings)
+    # Named for what it predicts unless POWERTOOLS_SERVICE_NAME says otherwise: ride-cost-prediction for a cost model.
+    logger, metrics = function_telemetry(settings, default_service=f"ride-{service.target.name}-prediction")
     logger.info("model loaded", extra={"model_uri": settings.model_uri, "model_version": service.version})
     function = PredictionFunction(service, settings, logger, metrics)
     # The model and the modules live as long as the container: moved out of the

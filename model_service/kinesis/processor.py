@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -30,8 +30,18 @@ Decoded = TypeVar("Decoded")
 
 Decode = Callable[[str], Decoded]
 """A record's base64 payload -> its decoded, validated content, or RejectedRecord."""
-Transform = Callable[[list[tuple[SourceRecord, Decoded]]], list[OutboundRecord[Event]]]
-"""All accepted records of a batch -> their output records, in one go (one model call)."""
+
+
+@dataclass(slots=True)
+class Refused:
+    """A record the transform could not turn into an event, and why: dead-lettered like one that failed to decode."""
+
+    source: SourceRecord
+    rejection: RejectedRecord
+
+
+Transform = Callable[[list[tuple[SourceRecord, Decoded]]], Sequence["OutboundRecord[Event] | Refused"]]
+"""All accepted records of a batch -> their output records, in one go (one model call), or why one cannot be."""
 Label = Callable[[Event], str]
 """An output event -> what it is counted as in the batch's report (a decision's outcome)."""
 
@@ -88,9 +98,16 @@ class StreamBatchProcessor(Generic[Decoded, Event]):
 
         # An error here is not the records' fault: it propagates and fails the
         # batch, so that Lambda retries (or bisects) it instead of losing it.
-        outputs = self.transform(accepted)
+        records_in = len(accepted) + len(rejected)
+        outputs: list[OutboundRecord[Event]] = []
+        for result in self.transform(accepted):
+            if isinstance(result, Refused):
+                self._log_rejection(result.source, result.rejection)
+                rejected.append((result.source, result.rejection))
+            else:
+                outputs.append(result)
         try:
-            return self._publish(len(accepted) + len(rejected), outputs, rejected, deadline)
+            return self._publish(records_in, outputs, rejected, deadline)
         except StreamUnavailable as exc:
             logger.error(
                 "%s; failing the invocation so that Lambda retries the batch",

@@ -9,14 +9,16 @@ A failure is one of three kinds, told apart by its error code:
 - **the record's own** (a ValidationException for the whole call): the call is
   split until the offending entries are alone; they are returned as
   ``rejected``, to be dead-lettered, and the rest go out.
-- **the environment's** (stream missing, access denied, KMS key unusable):
-  ``StreamUnavailable`` is raised, since no record is to blame.
+- **the environment's** (stream missing, access denied, KMS key unusable,
+  credentials missing or expired, or a refusal that every record of a call
+  meets alone): ``StreamUnavailable`` is raised, since no record is to blame.
 
 Each entry's ErrorCode decides, never FailedRecordCount alone (LocalStack's
 fault injection reports a count that does not match the entries). boto3 makes
-one attempt per call, since its own retries know no deadline: its connect and
-read timeouts bound a call, and no call starts unless that bound fits before
-the deadline.
+one attempt per call, since its own retries know no deadline; a call is
+given up on after connect + read timeout of wall-clock time (boto3's own
+timeouts bound each socket operation, not the call), and no call starts
+unless that bound fits before the deadline.
 """
 
 from __future__ import annotations
@@ -24,12 +26,21 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 
 from model_service.errors import InvalidSetting, StreamUnavailable
 from model_service.kinesis.records import MAX_RECORD_BYTES, record_size
@@ -55,9 +66,17 @@ ENVIRONMENT_ERRORS = frozenset(
         "UnrecognizedClientException",
         "InvalidSignatureException",
         "ExpiredTokenException",
+        "ExpiredToken",
+        "RequestExpired",
+        "InvalidClientTokenId",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
     }
 )
-"""Codes no record causes and no retry within an invocation mends."""
+"""Codes no record causes and no retry within an invocation mends: missing streams, access, keys, credentials."""
+
+CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, NoRegionError)
+"""botocore's own refusals to sign a call: no record causes them, and they last until the function is fixed."""
 
 MIN_PAUSE_SECONDS = 0.001
 
@@ -65,6 +84,10 @@ RECORD_ERRORS = frozenset({"ValidationException", "InvalidArgumentException"})
 """Codes of a request Kinesis refuses for what it holds: some entry is at fault, and sending it again cannot help."""
 
 logger = logging.getLogger(__name__)
+
+
+class CallTimedOut(TimeoutError):
+    """A PutRecords call that did not answer within its bound; caught here, as a transient failure."""
 
 
 class Publishable(Protocol):
@@ -227,30 +250,32 @@ class KinesisPublisher:
     def _put_all(self, pending: list[_Entry[R]], deadline: Deadline, result: PublishResult[R]) -> list[_Entry[R]]:
         left: list[_Entry[R]] = []
         for chunk in chunks(pending):
-            left.extend(self._put(chunk, deadline, result) if self._fits(deadline) else chunk)
+            left.extend(self._put(chunk, deadline, result, whole=True) if self._fits(deadline) else chunk)
         return left
 
-    def _put(self, chunk: list[_Entry[R]], deadline: Deadline, result: PublishResult[R]) -> list[_Entry[R]]:
-        """One PutRecords call; returns the entries to send again, records rejected ones in ``result``."""
+    def _put(
+        self, chunk: list[_Entry[R]], deadline: Deadline, result: PublishResult[R], whole: bool = False
+    ) -> list[_Entry[R]]:
+        """One PutRecords call; returns the entries to send again, records rejected ones in ``result``.
+
+        ``whole``: the chunk is a call of its own, not a half of a refused one.
+        """
         try:
-            response = self.client.put_records(
-                StreamName=self.stream_name,
-                Records=[item[1] for item in chunk],
-            )
+            response = self._call(chunk)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code, message = error.get("Code", "Unknown"), error.get("Message", "")
             if code in ENVIRONMENT_ERRORS:
                 raise StreamUnavailable(self.stream_name, code, message) from exc
             if code in RECORD_ERRORS:
-                return self._narrow(chunk, f"Kinesis refused the record: {code}: {message}", deadline, result)
+                return self._narrow_refused(chunk, code, message, deadline, result, whole)
             logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, code, len(chunk))
             return chunk
         except ParamValidationError as exc:  # botocore's own check of the request, made before sending it
             return self._narrow(chunk, f"the request is invalid: {exc}", deadline, result)
-        except NoCredentialsError as exc:
+        except CREDENTIAL_ERRORS as exc:
             raise StreamUnavailable(self.stream_name, type(exc).__name__, str(exc)) from exc
-        except BotoCoreError as exc:  # connection refused or reset, timeouts: the call may not have reached Kinesis
+        except (BotoCoreError, CallTimedOut) as exc:  # refused, reset, timed out: the call may not have reached Kinesis
             logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, exc, len(chunk))
             return chunk
         answers = response.get("Records", [])
@@ -276,6 +301,58 @@ class KinesisPublisher:
             codes = sorted({a["ErrorCode"] for a in answers if a.get("ErrorCode")})
             logger.warning("%d of %d entries to %s failed: %s", len(failed), len(chunk), self.stream_name, codes)
         return failed
+
+    def _call(self, chunk: list[_Entry[R]]) -> Any:
+        """The PutRecords call, waited for at most ``call_seconds`` of wall-clock time.
+
+        boto3's timeouts bound each socket operation, not the call: an endpoint
+        that drips its answer a byte at a time keeps one going for as long as it
+        likes. The call runs on a thread of its own, so that this one stops
+        waiting in time; a call given up on may still complete, and its records
+        are then sent again (at least once, under the same event_ids).
+        """
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                outcome["response"] = self.client.put_records(
+                    StreamName=self.stream_name, Records=[item[1] for item in chunk]
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed over to the waiting thread, raised there
+                outcome["error"] = exc
+
+        caller = threading.Thread(target=call, name=f"put-records-{self.stream_name}", daemon=True)
+        caller.start()
+        caller.join(self.call_seconds)
+        if caller.is_alive():
+            raise CallTimedOut(f"no answer within {self.call_seconds:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
+
+    def _narrow_refused(
+        self, chunk: list[_Entry[R]], code: str, message: str, deadline: Deadline, result: PublishResult[R], whole: bool
+    ) -> list[_Entry[R]]:
+        """Narrow a call Kinesis refused for what it holds; raise unless some record of it went out.
+
+        A refusal is a record's own only when halving finds it beside records
+        that Kinesis accepts. When every record of a call is refused alone with
+        the same code, no record is to blame (the stream or its settings are),
+        and dead-lettering them would drop every valid ride: it is the
+        environment's, and fails the invocation. A call of one record refused
+        so is the environment's too: nothing tells it apart, and Lambda's
+        retries end it in the on-failure queue, not in a dead letter.
+        """
+        reason = f"Kinesis refused the record: {code}: {message}"
+        before = len(result.rejected)
+        left = self._narrow(chunk, reason, deadline, result)
+        refused = result.rejected[before:]
+        same = f"Kinesis refused the record: {code}:"
+        if whole and len(refused) == len(chunk) and all(r.startswith(same) for _, r in refused):
+            del result.rejected[before:]
+            why = f"all {len(chunk)} records of a call were refused alone, none while another went out: {message}"
+            raise StreamUnavailable(self.stream_name, code, why)
+        return left
 
     def _narrow(
         self, chunk: list[_Entry[R]], reason: str, deadline: Deadline, result: PublishResult[R]
@@ -332,10 +409,27 @@ class Publishers:
     margin_seconds: float = 1.0
     """Kept at the end of an invocation, after the last call, to report the batch."""
     clock: Clock = SYSTEM_CLOCK
+    call_seconds: float = 0.0
+    """The longest one call to the streams may take (0 for publishers that call nothing)."""
 
     def deadline_for(self, context: RemainingTime) -> Deadline:
-        """Lambda's remaining time less the margin: the invocation must answer before it times out."""
-        return Deadline.after(context.get_remaining_time_in_millis() / 1000 - self.margin_seconds, self.clock)
+        """Lambda's remaining time less the margin: the invocation must answer before it times out.
+
+        An invocation that starts with no time for one call could publish
+        nothing, and would report every batch's first record unpublished, for
+        ever and without an error: it fails instead, naming the settings, so
+        that the Errors alarm fires.
+        """
+        remaining = context.get_remaining_time_in_millis() / 1000
+        deadline = Deadline.after(remaining - self.margin_seconds, self.clock)
+        if self.call_seconds and deadline.remaining() < self.call_seconds:
+            raise InvalidSetting(
+                f"the invocation starts with {remaining:.1f} s left, less than PUBLISH_MARGIN_SECONDS"
+                f" ({self.margin_seconds:g} s) and one PutRecords call ({self.call_seconds:g} s:"
+                f" KINESIS_CONNECT_TIMEOUT_SECONDS + KINESIS_READ_TIMEOUT_SECONDS): nothing could be published."
+                f" Raise the function's timeout, or lower these settings"
+            )
+        return deadline
 
     @classmethod
     def for_streams(cls, output_stream: str, settings: Settings) -> Publishers:
@@ -344,4 +438,5 @@ class Publishers:
             output=KinesisPublisher(client, output_stream),
             dead_letters=KinesisPublisher(client, settings.dead_letter_stream_name),
             margin_seconds=settings.publish_margin_seconds,
+            call_seconds=settings.call_seconds,
         )

@@ -13,8 +13,10 @@ What is loaded, fastest first:
   ``TRUSTED_TYPES``, whatever the artifact's own MLmodel asks to trust. An
   artifact saved with pickle or cloudpickle, which can run any code when read,
   is refused unless MODEL_ALLOW_PICKLE opts in;
-- a ``model.bin``: a pickle by the course's own choice, so MODEL_URI must point
-  at storage only trusted people can write (see the README's Security section).
+- a ``model.bin`` (any single file, whatever its name): a pickle by the
+  course's own choice, refused unless MODEL_ALLOW_PICKLE opts in, like every
+  pickle; MODEL_URI must then point at storage only trusted people can write
+  (see the README's Security section).
 
 An MLflow model says what it predicts in its metadata (``target.Target``); a
 ``model.bin`` predicts duration. Whatever loaded must then predict one ride
@@ -36,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from model_service import s3
+from model_service.config import MAX_VERSION_CHARS
 from model_service.errors import InvalidSetting, InvalidWeightTable, ModelLoadError, UnsafeModel, UnusableModel
 from model_service.model.target import DURATION, Target
 from model_service.model.weight_table import FLAVORS as WEIGHT_TABLE_FLAVORS
@@ -94,7 +97,14 @@ def load_model(
     except Exception as exc:
         raise ModelLoadError(f"Cannot load the model at MODEL_URI={uri!r}: {type(exc).__name__}: {exc}") from exc
     smoke_test(read.predictor, read.target, uri)
-    return LoadedModel(read.predictor, version or read.version, uri, read.description, read.target)
+    served_version = version or read.version
+    if len(served_version) > MAX_VERSION_CHARS:
+        # Every event carries it, and the event schema holds it to this: readers would dead-letter them all.
+        raise ModelLoadError(
+            f"The model at MODEL_URI={uri!r} has a version of {len(served_version)} characters; events carry at"
+            f" most {MAX_VERSION_CHARS} (set MODEL_VERSION)"
+        )
+    return LoadedModel(read.predictor, served_version, uri, read.description, read.target)
 
 
 def smoke_test(predictor: Predictor, target: Target, uri: str) -> None:
@@ -166,6 +176,8 @@ class _S3Files:
 
 def _load_from(files: _ModelFiles, uri: str, allow_pickle: bool) -> _Read:
     if files.is_single_file():
+        if not allow_pickle:  # refused unread: a single file is a pickle (a course model.bin), whatever its name
+            raise UnsafeModel(_pickle_refusal(uri, "it is a single file, which is read by unpickling it"))
         return _load_model_bin(files.read(), uri)
     try:
         mlmodel_text = files.read("MLmodel")
@@ -222,17 +234,22 @@ def _load_mlflow_dir(files: _ModelFiles, mlmodel: dict[str, Any], uri: str, allo
         model = _load_skops(data, uri, pickled_with)
     elif serialization in ("pickle", "cloudpickle"):
         if not allow_pickle:
-            raise UnsafeModel(
-                f"Refusing to load the model at MODEL_URI={uri!r}: it is saved with {serialization}, which runs "
-                f"whatever code the file holds when it is read. This service reads MLflow models with skops only. "
-                f"Log the model again with skops (`python -m model_service train` does), or, if only trusted "
-                f"people can write where MODEL_URI points, set MODEL_ALLOW_PICKLE=true."
-            )
+            raise UnsafeModel(_pickle_refusal(uri, f"it is saved with {serialization}"))
         model = _unpickle(data, uri, pickled_with)
     else:
         raise ModelLoadError(f"MODEL_URI={uri!r}: unknown sklearn serialization format {serialization!r}")
     predictor, description = _predictor_for(model, uri)
     return _Read(predictor, version, description, target)
+
+
+def _pickle_refusal(uri: str, why: str) -> str:
+    """The one message for every pickle refused, whichever path led to it: what it is, why, how to opt in."""
+    return (
+        f"Refusing to load the model at MODEL_URI={uri!r}: {why}, and unpickling runs whatever code the file "
+        f"holds. This service reads MLflow models with skops or as a weight table, which run none. Serve a model "
+        f"trained here (`python -m model_service train` logs it so), or, if only trusted people can write where "
+        f"MODEL_URI points (a course model.bin you trust), set MODEL_ALLOW_PICKLE=true."
+    )
 
 
 def _load_skops(data: bytes, uri: str, pickled_with: str | None) -> Any:
@@ -287,6 +304,8 @@ def _predictor_for(model: Any, uri: str) -> tuple[Predictor, str]:
             f"The model at MODEL_URI={uri!r} cannot predict rides: {exc} (the course's (DictVectorizer, model) "
             f"tuple, or a Pipeline that starts with a DictVectorizer)"
         ) from None
+    except InvalidWeightTable as exc:
+        raise UnusableModel(f"The model at MODEL_URI={uri!r} cannot be served: its weights: {exc}") from None
 
 
 def _pickled_sklearn_version(caught: list[warnings.WarningMessage]) -> str | None:

@@ -38,6 +38,12 @@ class WeightTable:
     pair_weights: np.ndarray
     """ZONES x ZONES float64: the weight of ``PU_DO=<pu>_<do>`` at ``[pu, do]``, 0 where the model has none."""
 
+    def __post_init__(self) -> None:
+        """Every weight finite: a NaN off the smoke test's zone pair would otherwise pass start-up and reach events."""
+        for name in ("intercept", "distance_weight", "pair_weights"):
+            if not np.isfinite(getattr(self, name)).all():
+                raise InvalidWeightTable(f"{name} holds NaN or infinite weights")
+
     def predict(self, pu_location_id: np.ndarray, do_location_id: np.ndarray, trip_distance: np.ndarray) -> np.ndarray:
         """Minutes for each ride; the same sums, in the same order, as the regressor over DictVectorizer's matrix."""
         minutes = trip_distance * self.distance_weight
@@ -82,8 +88,6 @@ class WeightTable:
             array: Any = arrays[name]
             if array.dtype != np.float64 or array.shape != shape:
                 raise InvalidWeightTable(f"{name} is {array.dtype} {array.shape}, expected float64 {shape}")
-            if not np.isfinite(array).all():
-                raise InvalidWeightTable(f"{name} holds NaN or infinite weights")
         return cls(
             intercept=float(arrays["intercept"]),
             distance_weight=float(arrays["distance_weight"]),

@@ -43,11 +43,13 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def backfill(model_bin, *args: str) -> int:
-    return main(["backfill", "--model-uri", str(model_bin), "--model-version", "v-backfill", *args])
+def backfill(mlflow_model_dir, *args: str) -> int:
+    return main(["backfill", "--model-uri", str(mlflow_model_dir), "--model-version", "v-backfill", *args])
 
 
-def test_three_generated_months_are_scored_from_a_fresh_checkout_with_a_progress_bar_and_a_table(model_bin, workdir):
+def test_three_generated_months_are_scored_from_a_fresh_checkout_with_a_progress_bar_and_a_table(
+    mlflow_model_dir, workdir
+):
     for month, rows in (("2021-01", 120), ("2021-02", 90), ("2021-03", 60)):
         put_month(workdir, month, rows)
 
@@ -65,7 +67,7 @@ def test_three_generated_months_are_scored_from_a_fresh_checkout_with_a_progress
             "2021-03",
         ],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_URIS": str(model_bin)},
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_URIS": str(mlflow_model_dir)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -86,37 +88,39 @@ def test_three_generated_months_are_scored_from_a_fresh_checkout_with_a_progress
         assert output["ride_id"].iloc[0] == f"{month.replace('-', '/')}_0"
 
 
-def test_months_whose_output_exists_are_skipped(model_bin, workdir, capsys):
+def test_months_whose_output_exists_are_skipped(mlflow_model_dir, workdir, capsys):
     for month in ("2021-01", "2021-02"):
         put_month(workdir, month, 30)
-    assert backfill(model_bin, "--from", "2021-01", "--to", "2021-01") == 0
+    assert backfill(mlflow_model_dir, "--from", "2021-01", "--to", "2021-01") == 0
     scored_before = (workdir / "output" / "green" / "2021-01.parquet").stat().st_mtime_ns
     capsys.readouterr()
 
-    assert backfill(model_bin, "--from", "2021-01", "--to", "2021-02") == 0
+    assert backfill(mlflow_model_dir, "--from", "2021-01", "--to", "2021-02") == 0
 
     rows = table_rows(capsys.readouterr().out)
     assert (rows["2021-01"][1], rows["2021-02"][1]) == ("skipped", "scored")
     assert (workdir / "output" / "green" / "2021-01.parquet").stat().st_mtime_ns == scored_before
 
 
-def test_force_scores_months_whose_output_exists(model_bin, workdir, capsys):
+def test_force_scores_months_whose_output_exists(mlflow_model_dir, workdir, capsys):
     put_month(workdir, "2021-01", 30)
-    backfill(model_bin, "--from", "2021-01", "--to", "2021-01")
+    backfill(mlflow_model_dir, "--from", "2021-01", "--to", "2021-01")
     put_month(workdir, "2021-01", 50)
     capsys.readouterr()
 
-    assert backfill(model_bin, "--from", "2021-01", "--to", "2021-01", "--force") == 0
+    assert backfill(mlflow_model_dir, "--from", "2021-01", "--to", "2021-01", "--force") == 0
 
     assert table_rows(capsys.readouterr().out)["2021-01"][1:3] == ["scored", "50"]
     assert len(pd.read_parquet(workdir / "output" / "green" / "2021-01.parquet")) == 50
 
 
-def test_a_missing_month_is_listed_as_failed_with_its_reason_while_the_others_are_scored(model_bin, workdir, capsys):
+def test_a_missing_month_is_listed_as_failed_with_its_reason_while_the_others_are_scored(
+    mlflow_model_dir, workdir, capsys
+):
     put_month(workdir, "2021-01", 30)
     put_month(workdir, "2021-03", 30)
 
-    code = backfill(model_bin, "--from", "2021-01", "--to", "2021-03")
+    code = backfill(mlflow_model_dir, "--from", "2021-01", "--to", "2021-03")
 
     out = capsys.readouterr().out
     rows = table_rows(out)
@@ -127,26 +131,29 @@ def test_a_missing_month_is_listed_as_failed_with_its_reason_while_the_others_ar
     assert not (workdir / "output" / "green" / "2021-02.parquet").exists()
 
 
-def test_a_month_with_a_bad_file_is_listed_with_the_column_at_fault(model_bin, workdir, capsys):
+def test_a_month_with_a_bad_file_is_listed_with_the_column_at_fault(mlflow_model_dir, workdir, capsys):
     put_month(workdir, "2021-01", 30)
     trips = make_trips(10)
     trips["PULocationID"] = trips["PULocationID"].astype(str)
     trips.to_parquet(workdir / "data" / "green_tripdata_2021-02.parquet")
 
-    assert backfill(model_bin, "--from", "2021-01", "--to", "2021-02") == 1
+    assert backfill(mlflow_model_dir, "--from", "2021-01", "--to", "2021-02") == 1
 
     assert "column PULocationID: zone ids must be integers" in capsys.readouterr().out
 
 
-def test_worker_processes_score_the_same_outputs_as_one_process(model_bin, workdir, capsys):
+def test_worker_processes_score_the_same_outputs_as_one_process(mlflow_model_dir, workdir, capsys):
     for month in ("2021-01", "2021-02", "2021-03"):
         put_month(workdir, month, 80)
     assert (
-        backfill(model_bin, "--from", "2021-01", "--to", "2021-03", "--output-template", "one/{month:02d}.parquet") == 0
+        backfill(
+            mlflow_model_dir, "--from", "2021-01", "--to", "2021-03", "--output-template", "one/{month:02d}.parquet"
+        )
+        == 0
     )
 
     code = backfill(
-        model_bin,
+        mlflow_model_dir,
         "--from",
         "2021-01",
         "--to",
@@ -183,20 +190,20 @@ def test_a_model_that_cannot_load_exits_2(workdir, capsys):
     assert "MODEL_URI='/nope.bin'" in capsys.readouterr().err
 
 
-def test_a_range_that_ends_before_it_starts_exits_2(model_bin, workdir, capsys):
-    assert backfill(model_bin, "--from", "2021-03", "--to", "2021-01") == 2
+def test_a_range_that_ends_before_it_starts_exits_2(mlflow_model_dir, workdir, capsys):
+    assert backfill(mlflow_model_dir, "--from", "2021-03", "--to", "2021-01") == 2
     assert "the range ends (2021-01) before it starts (2021-03)" in capsys.readouterr().err
 
 
-def test_a_month_that_is_not_yyyy_mm_exits_2(model_bin, workdir, capsys):
+def test_a_month_that_is_not_yyyy_mm_exits_2(mlflow_model_dir, workdir, capsys):
     with pytest.raises(SystemExit) as exited:
-        backfill(model_bin, "--from", "2021-1", "--to", "2021-03")
+        backfill(mlflow_model_dir, "--from", "2021-1", "--to", "2021-03")
 
     assert exited.value.code == 2
     assert "'2021-1' is not a month; write it as YYYY-MM" in capsys.readouterr().err
 
 
-def test_months_in_s3_are_read_and_written_through_the_templates(model_bin, tmp_path, capsys, aws):
+def test_months_in_s3_are_read_and_written_through_the_templates(mlflow_model_dir, tmp_path, capsys, aws):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="data")
     for month in ("2021-01", "2021-02"):
@@ -204,7 +211,7 @@ def test_months_in_s3_are_read_and_written_through_the_templates(model_bin, tmp_
         s3.upload_file(str(tmp_path / "in.parquet"), "data", f"trips/green_tripdata_{month}.parquet")
 
     code = backfill(
-        model_bin,
+        mlflow_model_dir,
         "--from",
         "2021-01",
         "--to",
@@ -277,8 +284,8 @@ def test_with_a_function_a_failed_invocation_is_listed_with_the_functions_error(
     assert outcomes[1].error == "s3://data/trips/green_tripdata_2019-02.parquet: no such object"
 
 
-def test_a_bad_taxi_type_is_listed_with_its_reason_not_an_exception_class(model_bin, workdir, capsys):
-    assert backfill(model_bin, "--taxi-type", "Green!", "--from", "2021-01", "--to", "2021-01") == 1
+def test_a_bad_taxi_type_is_listed_with_its_reason_not_an_exception_class(mlflow_model_dir, workdir, capsys):
+    assert backfill(mlflow_model_dir, "--taxi-type", "Green!", "--from", "2021-01", "--to", "2021-01") == 1
 
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("2021-01")]
     assert "taxi type 'Green!' must be lower-case letters, digits or _" in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -20,6 +21,7 @@ from model_service.sample_data import make_trips
 from model_service.schema import validate_ride
 from model_service.service import PredictionService, RideModels
 from tests.conftest import shared_path
+from tests.factories import answering_nan_beyond
 
 COURSE_COLUMNS = [
     "ride_id",
@@ -34,8 +36,8 @@ COURSE_COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def service(model_bin) -> PredictionService:
-    return PredictionService.load(str(model_bin), "v-batch")
+def service(mlflow_model_dir) -> PredictionService:
+    return PredictionService.load(str(mlflow_model_dir), "v-batch")
 
 
 def write_trips(path: Path, trips: pd.DataFrame, row_group_size: int = 100, schema: pa.Schema | None = None) -> str:
@@ -65,6 +67,16 @@ def test_each_row_is_predicted_as_the_service_predicts_that_ride_alone(service, 
     output, _ = score(service, tmp_path, trips, chunk_rows=128)
 
     assert output["predicted_duration"].tolist() == pytest.approx(one_by_one(service, trips))
+
+
+def test_rows_the_model_answers_nan_for_are_written_as_null_and_not_counted_as_predicted(service, tmp_path):
+    trips = make_trips(50, seed=5)
+    trips.loc[[3, 40], "trip_distance"] = 300.0
+
+    output, report = score(answering_nan_beyond(service, miles=100), tmp_path, trips)
+
+    assert output.index[output["predicted_duration"].isna()].tolist() == [3, 40]
+    assert (report.rows, report.predicted) == (50, 48)
 
 
 def test_the_output_has_the_course_columns_in_order(service, tmp_path):
@@ -303,12 +315,12 @@ def test_a_missing_s3_input_is_file_not_found(service, aws):
         score_file(RideModels([service]), "s3://trips/none.parquet", "s3://trips/out.parquet")
 
 
-def test_the_score_command_fills_the_default_templates_for_a_month(model_bin, tmp_path, monkeypatch, capsys):
+def test_the_score_command_fills_the_default_templates_for_a_month(mlflow_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     write_trips(tmp_path / "data" / "green_tripdata_2021-02.parquet", make_trips(120))
 
-    code = main(["score", "--year", "2021", "--month", "2", "--model-uri", str(model_bin), "--chunk-rows", "50"])
+    code = main(["score", "--year", "2021", "--month", "2", "--model-uri", str(mlflow_model_dir), "--chunk-rows", "50"])
 
     assert code == 0
     output = pd.read_parquet(tmp_path / "output" / "green" / "2021-02.parquet")
@@ -319,8 +331,8 @@ def test_the_score_command_fills_the_default_templates_for_a_month(model_bin, tm
     assert "scored 120/120 rows (100%)" in err
 
 
-def test_the_score_command_without_paths_or_a_month_exits_2_saying_what_to_give(model_bin, capsys):
-    assert main(["score", "--model-uri", str(model_bin)]) == 2
+def test_the_score_command_without_paths_or_a_month_exits_2_saying_what_to_give(mlflow_model_dir, capsys):
+    assert main(["score", "--model-uri", str(mlflow_model_dir)]) == 2
     assert "give --input and --output, or --year and --month" in capsys.readouterr().err
 
 
@@ -336,7 +348,7 @@ def test_the_score_command_with_a_model_that_cannot_load_exits_2(tmp_path, capsy
 @pytest.mark.shared_data
 def test_the_real_february_file_scores_every_row_with_the_course_model(tmp_path):
     source = shared_path("data/green_tripdata_2021-02.parquet")
-    service = PredictionService.load(str(shared_path("models/lin_reg.bin")))
+    service = PredictionService.load(str(shared_path("models/lin_reg.bin")), allow_pickle=True)
 
     report = score_file(RideModels([service]), str(source), str(tmp_path / "out.parquet"))
 
@@ -352,8 +364,8 @@ def test_the_real_february_file_scores_every_row_with_the_course_model(tmp_path)
 # Bad input files: exit 2, one line naming the file, the column at fault and what is wrong, no output.
 
 
-def score_command(model_bin, source, output, capsys) -> tuple[int, list[str]]:
-    code = main(["score", "--input", str(source), "--output", str(output), "--model-uri", str(model_bin)])
+def score_command(mlflow_model_dir, source, output, capsys) -> tuple[int, list[str]]:
+    code = main(["score", "--input", str(source), "--output", str(output), "--model-uri", str(mlflow_model_dir)])
     return code, capsys.readouterr().err.strip().splitlines()
 
 
@@ -373,21 +385,21 @@ def corrupt_column_chunk(path: Path, column: str, row_group: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_an_empty_file_exits_2_naming_it(model_bin, tmp_path, capsys):
+def test_an_empty_file_exits_2_naming_it(mlflow_model_dir, tmp_path, capsys):
     source = tmp_path / "empty.parquet"
     source.touch()
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert (code, err) == (2, [f"error: {source}: is empty (0 bytes)"])
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_a_truncated_file_exits_2_naming_it(model_bin, tmp_path, capsys):
+def test_a_truncated_file_exits_2_naming_it(mlflow_model_dir, tmp_path, capsys):
     source = Path(write_trips(tmp_path / "trips.parquet", make_trips(500)))
     source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert code == 2
     assert err == [f"error: {source}: is not a readable parquet file ({err[0].split(' (', 1)[1]}"]
@@ -395,11 +407,43 @@ def test_a_truncated_file_exits_2_naming_it(model_bin, tmp_path, capsys):
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_a_corrupt_data_page_exits_2_naming_the_file_column_and_row_group(model_bin, tmp_path, capsys):
+def test_a_file_with_parquets_magic_and_no_footer_exits_2_with_one_line_naming_it(mlflow_model_dir, tmp_path, capsys):
+    source = tmp_path / "trips.parquet"
+    source.write_bytes(b"PAR1" + bytes(100) + b"PAR1")
+
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
+
+    assert code == 2
+    (line,) = err
+    assert line.startswith(f"error: {source}: is not a readable parquet file (")
+
+
+@pytest.mark.parametrize(("pickup", "dropoff"), [(2021, 2500), (1, 9999)], ids=["year 2500", "years 1 to 9999"])
+def test_timestamps_far_outside_the_data_are_scored_with_their_duration_not_an_error(
+    service, tmp_path, pickup, dropoff
+):
+    trips = make_trips(20, seed=3)
+    table = pa.Table.from_pandas(trips, preserve_index=False)
+    for column, year in (("lpep_pickup_datetime", pickup), ("lpep_dropoff_datetime", dropoff)):
+        stamps = pa.array([datetime(year, 1, 1)] * len(trips), pa.timestamp("us"))
+        table = table.set_column(table.schema.get_field_index(column), column, stamps)
+    pq.write_table(table, tmp_path / "trips.parquet")
+
+    report = score_file(RideModels([service]), str(tmp_path / "trips.parquet"), str(tmp_path / "out.parquet"))
+
+    output = pd.read_parquet(tmp_path / "out.parquet")
+    assert report.predicted == 20
+    assert (
+        output["actual_duration"].tolist()
+        == [(datetime(dropoff, 1, 1) - datetime(pickup, 1, 1)).total_seconds() / 60] * 20
+    )
+
+
+def test_a_corrupt_data_page_exits_2_naming_the_file_column_and_row_group(mlflow_model_dir, tmp_path, capsys):
     source = Path(write_trips(tmp_path / "trips.parquet", make_trips(600), row_group_size=200))
     corrupt_column_chunk(source, "trip_distance", row_group=1)
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert code == 2
     assert len(err) == 1
@@ -416,13 +460,13 @@ def test_a_corrupt_data_page_exits_2_naming_the_file_column_and_row_group(model_
     ids=["ISO text", "epoch seconds"],
 )
 def test_timestamps_that_are_not_parquet_timestamps_exit_2_naming_the_column(
-    model_bin, tmp_path, capsys, kind, convert
+    mlflow_model_dir, tmp_path, capsys, kind, convert
 ):
     trips = make_trips(50)
     trips = with_column(trips, "lpep_pickup_datetime", convert(trips["lpep_pickup_datetime"]))
     source = write_trips(tmp_path / "trips.parquet", trips)
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert (code, err) == (
         2,
@@ -433,11 +477,11 @@ def test_timestamps_that_are_not_parquet_timestamps_exit_2_naming_the_column(
     )
 
 
-def test_boolean_zone_ids_exit_2_instead_of_being_scored_as_zones_0_and_1(model_bin, tmp_path, capsys):
+def test_boolean_zone_ids_exit_2_instead_of_being_scored_as_zones_0_and_1(mlflow_model_dir, tmp_path, capsys):
     trips = make_trips(200)
     source = write_trips(tmp_path / "trips.parquet", with_column(trips, "PULocationID", trips.PULocationID % 2 == 0))
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert (code, err) == (
         2,
@@ -446,23 +490,23 @@ def test_boolean_zone_ids_exit_2_instead_of_being_scored_as_zones_0_and_1(model_
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_zone_ids_given_as_text_exit_2_as_the_ride_schema_rejects_them(model_bin, tmp_path, capsys):
+def test_zone_ids_given_as_text_exit_2_as_the_ride_schema_rejects_them(mlflow_model_dir, tmp_path, capsys):
     trips = make_trips(20)
     source = write_trips(tmp_path / "trips.parquet", with_column(trips, "DOLocationID", trips.DOLocationID.astype(str)))
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert code == 2
     assert err == [f"error: {source}: column DOLocationID: zone ids must be integers from 1 to 265, not large_string"]
 
 
-def test_a_distance_given_as_text_exits_2_naming_the_column(model_bin, tmp_path, capsys):
+def test_a_distance_given_as_text_exits_2_naming_the_column(mlflow_model_dir, tmp_path, capsys):
     trips = make_trips(20)
     source = write_trips(
         tmp_path / "trips.parquet", with_column(trips, "trip_distance", trips.trip_distance.astype(str))
     )
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert (code, err) == (
         2,
@@ -470,20 +514,22 @@ def test_a_distance_given_as_text_exits_2_naming_the_column(model_bin, tmp_path,
     )
 
 
-def test_a_missing_column_exits_2_naming_it(model_bin, tmp_path, capsys):
+def test_a_missing_column_exits_2_naming_it(mlflow_model_dir, tmp_path, capsys):
     source = write_trips(tmp_path / "trips.parquet", make_trips(10).drop(columns=["PULocationID"]))
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert (code, err) == (2, [f"error: {source}: no PULocationID column, so nothing to score"])
 
 
-def test_pickup_and_dropoff_in_different_time_zones_exit_2_naming_the_dropoff_column(model_bin, tmp_path, capsys):
+def test_pickup_and_dropoff_in_different_time_zones_exit_2_naming_the_dropoff_column(
+    mlflow_model_dir, tmp_path, capsys
+):
     trips = make_trips(10)
     trips["lpep_pickup_datetime"] = trips["lpep_pickup_datetime"].dt.tz_localize("America/New_York")
     source = write_trips(tmp_path / "trips.parquet", trips)
 
-    code, err = score_command(model_bin, source, tmp_path / "out.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out.parquet", capsys)
 
     assert code == 2
     assert err == [
@@ -521,11 +567,11 @@ def test_a_corrupt_file_in_s3_is_named_by_its_s3_path(service, tmp_path, aws):
 # The output: never the input, never half-written.
 
 
-def test_an_output_equal_to_the_input_is_refused_and_the_input_kept(model_bin, tmp_path, capsys):
+def test_an_output_equal_to_the_input_is_refused_and_the_input_kept(mlflow_model_dir, tmp_path, capsys):
     source = Path(write_trips(tmp_path / "trips.parquet", make_trips(100)))
     before = source.read_bytes()
 
-    code, err = score_command(model_bin, source, tmp_path / "sub" / ".." / "trips.parquet", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "sub" / ".." / "trips.parquet", capsys)
 
     assert code == 2
     assert err == [
@@ -552,11 +598,11 @@ def test_an_s3_output_equal_to_the_s3_input_is_refused(service, aws):
         score_file(RideModels([service]), "s3://trips/green/2021-02.parquet", "s3://trips/green/2021-02.parquet")
 
 
-def test_an_output_that_is_a_directory_is_refused_before_scoring(model_bin, tmp_path, capsys):
+def test_an_output_that_is_a_directory_is_refused_before_scoring(mlflow_model_dir, tmp_path, capsys):
     source = write_trips(tmp_path / "trips.parquet", make_trips(10))
     (tmp_path / "out").mkdir()
 
-    code, err = score_command(model_bin, source, tmp_path / "out", capsys)
+    code, err = score_command(mlflow_model_dir, source, tmp_path / "out", capsys)
 
     assert (code, err) == (2, [f"error: {tmp_path}/out: the output is a directory; give a file name"])
 

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import CredentialRetrievalError, NoCredentialsError, PartialCredentialsError
 
 from model_service.config import Settings
+from model_service.errors import InvalidSetting
 from model_service.kinesis.function import prediction_function
 from stream_tools.local_invoke import INPUT_STREAM, LocalContext
 from tests.conftest import DEAD_LETTERS, PREDICTIONS
@@ -200,6 +202,49 @@ def test_an_environment_error_fails_the_invocation_until_fixed_and_dead_letters_
     assert all(PREDICTIONS in message and code in message for message in errors)
 
 
+def test_a_refusal_every_record_meets_alone_is_the_environments_and_dead_letters_no_valid_ride(harness, caplog):
+    """A stream that refuses every call as invalid (its settings, not the records): not 38 dead letters."""
+    until = harness.clock.now + 600.0
+    harness.faults.rules.append(
+        failing_calls("ValidationException", stream=PREDICTIONS, when=lambda call: harness.clock.now < until)
+    )
+    data = payloads()
+    source = harness.run(data)
+
+    harness.assert_every_record_accounted_for(data, source)
+    assert len(dead_letters(harness)) == len(MALFORMED), "only the malformed records are dead letters"
+    failed = [i for i in source.invocations if i.error]
+    assert failed
+    assert all("records of a call were refused alone" in str(i.error) for i in failed)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
+        CredentialRetrievalError(provider="container-role", error_msg="connection refused"),
+        NoCredentialsError(),
+    ],
+    ids=type,
+)
+def test_credentials_botocore_cannot_sign_with_fail_the_invocation_until_fixed(harness, error):
+    until = harness.clock.now + 600.0
+
+    def unsigned(call: PutRecordsCall) -> None:
+        if call.stream == PREDICTIONS and harness.clock.now < until:
+            raise error
+
+    harness.faults.rules.append(unsigned)
+    data = payloads()
+    source = harness.run(data)
+
+    harness.assert_every_record_accounted_for(data, source)
+    failed = [i for i in source.invocations if i.error]
+    assert failed
+    assert all(type(error).__name__ in str(i.error) and PREDICTIONS in str(i.error) for i in failed)
+    assert len(dead_letters(harness)) == len(MALFORMED)
+
+
 def missing_for(harness: Harness, stream: str, seconds: float) -> Callable[[float], None]:
     """Delete ``stream`` now; the returned hook creates it again before the first invocation ``seconds`` later."""
     harness.kinesis.delete_stream(StreamName=stream)
@@ -249,26 +294,48 @@ def test_a_response_with_fewer_entries_than_sent_counts_as_all_failed(harness):
     assert len(harness.faults.calls[1].data) == len(answered[0].data), "every entry was sent again"
 
 
-@pytest.fixture
-def silent_endpoint() -> Iterator[tuple[str, list[socket.socket]]]:
-    """An endpoint on loopback that accepts every connection and never answers; and the connections it holds."""
+def never_answer(connection: socket.socket, stop: threading.Event) -> None:
+    stop.wait()
+
+
+def drip_the_answer(connection: socket.socket, stop: threading.Event) -> None:
+    """Read the request, then answer a byte every 0.1 s: no socket read ever waits long enough to time out."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100000\r\n\r\n{"
+    connection.recv(1 << 20)
+    for byte in answer + b" " * 100_000:
+        if stop.wait(0.1):
+            return
+        connection.sendall(bytes([byte]))
+
+
+@contextlib.contextmanager
+def endpoint_that(serve: Callable[[socket.socket, threading.Event], None]) -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint on loopback that accepts every connection and ``serve``s each; and the connections it holds."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.05)
     held: list[socket.socket] = []
     stop = threading.Event()
 
+    def serve_quietly(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the client gave up and closed it
+            serve(connection, stop)
+
     def accept() -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                held.append(server.accept()[0])
+                connection = server.accept()[0]
+                held.append(connection)
+                threading.Thread(target=serve_quietly, args=(connection,), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}", held
-    stop.set()
-    thread.join()
-    for connection in [*held, server]:
-        connection.close()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", held
+    finally:
+        stop.set()
+        thread.join()
+        for connection in [*held, server]:
+            connection.close()
 
 
 class RealTimeContext(LocalContext):
@@ -279,10 +346,7 @@ class RealTimeContext(LocalContext):
         return max(0, int((self.ends_at - time.monotonic()) * 1000))
 
 
-def test_an_endpoint_that_never_answers_is_given_up_on_before_the_function_times_out(
-    silent_endpoint, model_bin, monkeypatch
-):
-    endpoint, connections = silent_endpoint
+def use_endpoint(monkeypatch, endpoint: str) -> None:
     for name, value in {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -290,20 +354,41 @@ def test_an_endpoint_that_never_answers_is_given_up_on_before_the_function_times
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize(
+    "serve", [never_answer, drip_the_answer], ids=["never answers", "drips its answer a byte every 0.1 s"]
+)
+def test_an_endpoint_that_does_not_answer_in_time_is_given_up_on_before_the_function_times_out(
+    serve, mlflow_model_dir, monkeypatch
+):
+    """Each call is bounded by wall-clock time: boto3's read timeout bounds each socket read, which dripping beats."""
     settings = {
-        "MODEL_URI": str(model_bin),
+        "MODEL_URI": str(mlflow_model_dir),
         "KINESIS_CONNECT_TIMEOUT_SECONDS": "0.2",
         "KINESIS_READ_TIMEOUT_SECONDS": "0.3",
         "PUBLISH_MARGIN_SECONDS": "0.2",
     }
-    function = prediction_function(Settings.from_env(settings))
     event = kinesis_event(payloads(4))
     timeout = 2.5
 
-    started = time.monotonic()
-    response = function(event, RealTimeContext(timeout))
-    took = time.monotonic() - started
+    with endpoint_that(serve) as (endpoint, connections):
+        use_endpoint(monkeypatch, endpoint)
+        function = prediction_function(Settings.from_env(settings))
+        started = time.monotonic()
+        response = function(event, RealTimeContext(timeout))
+        took = time.monotonic() - started
 
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
     assert took < timeout, f"answered after {took:.2f} s, past the {timeout} s timeout"
-    assert len(connections) >= 3, "it tried again until the deadline"
+    assert len(connections) >= 3, "it gave each call up and tried again until the deadline"
+
+
+def test_an_invocation_with_no_time_for_one_call_fails_naming_the_settings_instead_of_publishing_nothing(
+    build_function, kinesis
+):
+    function = build_function("prediction", KINESIS_READ_TIMEOUT_SECONDS="30")
+
+    with pytest.raises(InvalidSetting, match=r"PUBLISH_MARGIN_SECONDS \(1 s\) and one PutRecords call \(32 s"):
+        function(kinesis_event(payloads(4)), RealTimeContext(20))
+    assert read_events(kinesis, PREDICTIONS) == read_events(kinesis, DEAD_LETTERS) == []

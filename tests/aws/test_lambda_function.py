@@ -62,13 +62,13 @@ def faults(handler, clock) -> KinesisFaults:
     return KinesisFaults(handler.publishers.output.client, on_call=lambda call: clock.advance(0.05))
 
 
-def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, kinesis, model_bin):
+def test_each_ride_becomes_one_prediction_event_on_the_output_stream(handler, kinesis, mlflow_model_dir):
     rides = [ride_payload(ride_id=i, pu=10 + i, do=50, distance=1.5 * i) for i in range(1, 6)]
     response = handler(kinesis_event(rides), LocalContext())
 
     assert response == {"batchItemFailures": []}
     events = sorted(read_events(kinesis, PREDICTIONS), key=lambda e: e["prediction"]["ride_id"])
-    offline = PredictionService.load(str(model_bin)).predict([validate_ride(r["ride"]) for r in rides])
+    offline = PredictionService.load(str(mlflow_model_dir)).predict([validate_ride(r["ride"]) for r in rides])
     assert [e["prediction"]["ride_id"] for e in events] == [1, 2, 3, 4, 5]
     assert [e["prediction"]["ride_duration"] for e in events] == pytest.approx(offline)
 
@@ -179,7 +179,7 @@ def test_test_run_returns_each_invocations_own_events(load_handler):
 
 @pytest.mark.shared_data
 def test_course_event_through_the_course_model_gives_the_course_prediction(load_handler):
-    handler = load_handler(MODEL_URI=str(shared_path("models/lin_reg.bin")), TEST_RUN="true")
+    handler = load_handler(MODEL_URI=str(shared_path("models/lin_reg.bin")), MODEL_ALLOW_PICKLE="true", TEST_RUN="true")
     event = json.loads(shared_path("events/course-kinesis-event.json").read_text())
     (prediction,) = handler(event, LocalContext())["predictions"]
     assert prediction["prediction"] == {"ride_duration": pytest.approx(12.7855, abs=1e-4), "ride_id": 256}
@@ -273,3 +273,9 @@ def test_a_1_mib_record_of_non_ascii_text_is_dead_lettered_within_the_record_lim
     assert dead["raw_data_truncated"] is True
     assert base64.b64encode(data).decode().startswith(dead["raw_data"])
     assert len(dead["reason"]) < 1000, "the bad value is quoted, not repeated whole"
+
+
+def test_a_function_is_named_in_its_logs_and_metrics_for_what_its_model_predicts(load_handler, cost_model_dir):
+    assert load_handler().logger.service == "ride-duration-prediction"
+    assert load_handler(MODEL_URI=str(cost_model_dir)).logger.service == "ride-cost-prediction"
+    assert load_handler(POWERTOOLS_SERVICE_NAME="mine").logger.service == "mine"

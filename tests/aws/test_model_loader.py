@@ -19,6 +19,7 @@ from model_service.model.target import COST, DURATION
 from model_service.model.weight_table import FILE_NAME, WeightTable
 from model_service.sample_data import make_trips
 from tests.conftest import shared_path
+from tests.factories import RunsCodeWhenUnpickled
 
 RIDE = (130, 205, 3.66)
 
@@ -39,7 +40,7 @@ def copy_of(model_dir, tmp_path):
 
 @pytest.mark.shared_data
 def test_course_lin_reg_bin_predicts_the_course_figures_from_its_weight_table():
-    model = load_model(str(shared_path("models/lin_reg.bin")))
+    model = load_model(str(shared_path("models/lin_reg.bin")), allow_pickle=True)
     assert model.description == "weight table of a LinearRegression"
     assert predict_one(model) == pytest.approx(12.7855, abs=1e-4)
     assert predict_one(model, (10, 50, 40.0)) == pytest.approx(26.4388, abs=1e-4)
@@ -71,17 +72,19 @@ def test_course_mlflow_forest_allowed_to_unpickle_fails_naming_both_sklearn_vers
 
 
 def test_model_bin_version_is_a_short_sha256_of_the_file(model_bin):
-    assert load_model(str(model_bin)).version == hashlib.sha256(model_bin.read_bytes()).hexdigest()[:12]
+    assert (
+        load_model(str(model_bin), allow_pickle=True).version == hashlib.sha256(model_bin.read_bytes()).hexdigest()[:12]
+    )
 
 
 def test_model_version_setting_overrides_the_derived_version(model_bin):
-    assert load_model(str(model_bin), version="2024-06-01").version == "2024-06-01"
+    assert load_model(str(model_bin), version="2024-06-01", allow_pickle=True).version == "2024-06-01"
 
 
 def test_trained_mlflow_model_is_served_from_its_weight_table_with_its_model_id(mlflow_model_dir, model_bin):
     model = load_model(str(mlflow_model_dir))
     assert model.description == "weight table (numpy)"
-    assert predict_one(model) == pytest.approx(predict_one(load_model(str(model_bin))), abs=1e-9)
+    assert predict_one(model) == pytest.approx(predict_one(load_model(str(model_bin), allow_pickle=True)), abs=1e-9)
     assert model.version == yaml.safe_load((mlflow_model_dir / "MLmodel").read_text())["model_uuid"]
 
 
@@ -101,29 +104,64 @@ def test_an_mlflow_model_saved_with_pickle_is_refused_unless_allowed(tmp_path, f
     with pytest.raises(UnsafeModel, match=r"saved with pickle.*MODEL_ALLOW_PICKLE=true"):
         load_model(str(path))
     allowed = load_model(str(path), allow_pickle=True)
-    assert predict_one(allowed) == pytest.approx(predict_one(load_model(str(model_bin))), abs=1e-9)
-
-
-class _Payload:
-    """Unpickling this runs code: it writes a file."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (str(self.target), "w"))
+    assert predict_one(allowed) == pytest.approx(predict_one(load_model(str(model_bin), allow_pickle=True)), abs=1e-9)
 
 
 def test_a_pickle_in_an_mlflow_model_is_never_read_without_the_setting(tmp_path, forest_model_dir):
     model = copy_of(forest_model_dir, tmp_path)
     evidence = tmp_path / "code-ran"
-    (model / "model.pkl").write_bytes(pickle.dumps(_Payload(evidence)))
+    (model / "model.pkl").write_bytes(pickle.dumps(RunsCodeWhenUnpickled(evidence)))
     edit_mlmodel(
         model, lambda m: m["flavors"]["sklearn"].update(pickled_model="model.pkl", serialization_format="cloudpickle")
     )
     with pytest.raises(UnsafeModel):
         load_model(str(model))
     assert not evidence.exists()
+
+
+def evil_pickle(path, evidence):
+    path.write_bytes(pickle.dumps(RunsCodeWhenUnpickled(evidence)))
+    return path
+
+
+@pytest.mark.parametrize("name", ["model.bin", "model.pkl", "weights.npz", "model"])
+def test_a_single_file_is_refused_unread_whatever_its_name_unless_pickle_is_allowed(tmp_path, name):
+    evidence = tmp_path / "code-ran"
+    path = evil_pickle(tmp_path / name, evidence)
+    with pytest.raises(UnsafeModel, match=re.escape(str(path)) + r".*single file.*MODEL_ALLOW_PICKLE=true"):
+        load_model(str(path))
+    assert not evidence.exists()
+
+
+@pytest.mark.parametrize("key", ["ride-duration/model.bin", "ride-duration/model.pkl", "ride-duration/m.pickle"])
+def test_a_pickle_in_s3_is_refused_unread_unless_pickle_is_allowed(aws, tmp_path, key):
+    evidence = tmp_path / "code-ran"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key=key, Body=pickle.dumps(RunsCodeWhenUnpickled(evidence)))
+    with pytest.raises(UnsafeModel, match="MODEL_ALLOW_PICKLE=true"):
+        load_model(f"s3://models/{key}")
+    assert not evidence.exists()
+
+
+def test_a_pickle_logged_to_a_run_is_refused_unread_unless_pickle_is_allowed(registry, tmp_path):
+    import mlflow
+
+    evidence = tmp_path / "code-ran"
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(evil_pickle(tmp_path / "model.bin", evidence)))
+    with pytest.raises(UnsafeModel, match="MODEL_ALLOW_PICKLE=true"):
+        load_model(f"runs:/{run.info.run_id}/model.bin")
+    assert not evidence.exists()
+
+
+def test_a_version_longer_than_events_may_carry_fails_start_up_naming_the_setting(mlflow_model_dir):
+    with pytest.raises(ModelLoadError, match=r"version of 257 characters; events carry at most 256.*MODEL_VERSION"):
+        load_model(str(mlflow_model_dir), version="v" * 257)
+
+
+def test_a_version_of_256_characters_is_served(mlflow_model_dir):
+    assert load_model(str(mlflow_model_dir), version="v" * 256).version == "v" * 256
 
 
 def test_skops_types_outside_the_projects_list_are_refused_whatever_mlmodel_trusts(tmp_path, forest_model_dir):
@@ -154,7 +192,7 @@ def test_a_pickled_model_bin_of_something_else_fails_start_up_naming_the_uri(tmp
     with pytest.raises(
         UnusableModel, match=re.escape(str(path)) + r".*holds an object of type dict, not a DictVectorizer"
     ):
-        load_model(str(path))
+        load_model(str(path), allow_pickle=True)
 
 
 def test_a_model_predicting_nonsense_for_the_sample_ride_fails_start_up_naming_the_uri(tmp_path, mlflow_model_dir):
@@ -165,11 +203,27 @@ def test_a_model_predicting_nonsense_for_the_sample_ride_fails_start_up_naming_t
         load_model(str(model))
 
 
-def test_a_weight_table_with_nan_weights_is_refused(tmp_path, mlflow_model_dir):
+def npz_bytes(**arrays) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_a_weight_table_with_a_nan_weight_off_the_smoke_tests_pair_is_refused_at_start_up(tmp_path, mlflow_model_dir):
     model = copy_of(mlflow_model_dir, tmp_path)
     table = WeightTable.from_bytes((model / FILE_NAME).read_bytes())
-    (model / FILE_NAME).write_bytes(WeightTable(np.nan, table.distance_weight, table.pair_weights).to_bytes())
-    with pytest.raises(ModelLoadError, match="weight table is invalid: intercept holds NaN"):
+    pair_weights = table.pair_weights.copy()
+    pair_weights[7, 8] = np.nan  # a pair the sample ride (130 -> 205) never reads
+    (model / FILE_NAME).write_bytes(
+        npz_bytes(
+            intercept=np.float64(table.intercept),
+            distance_weight=np.float64(table.distance_weight),
+            pair_weights=pair_weights,
+        )
+    )
+    with pytest.raises(ModelLoadError, match=re.escape(str(model)) + ".*pair_weights holds NaN or infinite weights"):
         load_model(str(model))
 
 
@@ -196,7 +250,7 @@ def test_corrupt_pickle_fails_naming_the_uri(tmp_path):
     path = tmp_path / "model.bin"
     path.write_bytes(b"definitely not a pickle")
     with pytest.raises(ModelLoadError, match=str(path)):
-        load_model(str(path))
+        load_model(str(path), allow_pickle=True)
 
 
 def upload_dir(model_dir, bucket, prefix, skip=()):
@@ -210,8 +264,8 @@ def test_model_bin_loads_from_s3(aws, model_bin):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="models")
     s3.upload_file(str(model_bin), "models", "ride-duration/model.bin")
-    model = load_model("s3://models/ride-duration/model.bin")
-    assert predict_one(model) == pytest.approx(predict_one(load_model(str(model_bin))))
+    model = load_model("s3://models/ride-duration/model.bin", allow_pickle=True)
+    assert predict_one(model) == pytest.approx(predict_one(load_model(str(model_bin), allow_pickle=True)))
 
 
 def test_a_weight_table_model_loads_from_s3_without_its_scikit_learn_files(aws, mlflow_model_dir):
@@ -258,7 +312,7 @@ def test_unknown_registered_model_fails_naming_the_uri(registry):
 
 def test_a_model_says_what_it_predicts_and_a_course_model_bin_predicts_duration(cost_model_dir, model_bin):
     assert load_model(str(cost_model_dir)).target == COST
-    assert load_model(str(model_bin)).target == DURATION
+    assert load_model(str(model_bin), allow_pickle=True).target == DURATION
 
 
 def test_a_model_logged_before_targets_existed_predicts_duration(mlflow_model_dir, tmp_path):

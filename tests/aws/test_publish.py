@@ -163,6 +163,13 @@ def test_a_validation_error_is_narrowed_to_the_records_that_cause_it(kinesis, fa
     assert result.failed == []
 
 
+@pytest.mark.parametrize("n", [1, 2, 16])
+def test_a_refusal_no_record_of_a_call_escapes_is_the_streams_not_the_records(kinesis, faults, clock, n):
+    faults.rules.append(failing_calls("InvalidArgumentException"))
+    with pytest.raises(StreamUnavailable, match=f"InvalidArgumentException: all {n} records of a call were refused"):
+        publisher(kinesis).publish(records(n), Deadline.after(60, clock))
+
+
 def test_an_entry_refused_for_what_it_holds_is_rejected_not_retried(kinesis, faults, clock):
     batch = records(3)
     faults.rules.append(failing_entries(lambda data, attempt: data == batch[1].data, "InvalidArgumentException"))

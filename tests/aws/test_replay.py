@@ -42,9 +42,9 @@ def on_failure_message(stream_arn: str, shard_id: str, first: str, last: str, si
 
 
 @pytest.fixture
-def streams(kinesis, monkeypatch, model_bin):
+def streams(kinesis, monkeypatch, mlflow_model_dir):
     kinesis.create_stream(StreamName=INPUT, ShardCount=1)
-    monkeypatch.setenv("MODEL_URI", str(model_bin))
+    monkeypatch.setenv("MODEL_URI", str(mlflow_model_dir))
     for name, stream in {
         "INPUT_STREAM_NAME": INPUT,
         "PREDICTIONS_STREAM_NAME": PREDICTIONS,
@@ -103,7 +103,7 @@ def test_a_batch_no_longer_on_the_stream_keeps_its_message(streams, queue, capsy
     landed = put(streams, INPUT, RIDES)
     give_up(streams, queue, INPUT, landed, size=len(landed) + 3)
 
-    assert main(["replay", "--queue-url", queue]) == 1
+    assert main(["replay", "--queue-url", queue]) == 11
     assert "only 5 of the batch's 8 records" in capsys.readouterr().out
     assert read_events(streams, PREDICTIONS) == []
     assert messages_left(queue) == 1
@@ -112,15 +112,48 @@ def test_a_batch_no_longer_on_the_stream_keeps_its_message(streams, queue, capsy
 def test_a_message_about_another_functions_stream_is_kept(streams, queue, capsys):
     landed = put(streams, PREDICTIONS, [b"{}"])
     give_up(streams, queue, PREDICTIONS, landed)
-    assert main(["replay", "--queue-url", queue]) == 1
+    assert main(["replay", "--queue-url", queue]) == 11
     assert f"its batch is from {PREDICTIONS}, not from this function's input {INPUT}" in capsys.readouterr().out
     assert messages_left(queue) == 1
 
 
 def test_a_message_that_is_not_an_on_failure_record_is_kept(streams, queue, capsys):
     boto3.client("sqs").send_message(QueueUrl=queue, MessageBody='{"hello": "world"}')
-    assert main(["replay", "--queue-url", queue]) == 1
+    assert main(["replay", "--queue-url", queue]) == 11
     assert "not an on-failure record of a Kinesis event source" in capsys.readouterr().out
+
+
+def visible_messages(queue: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+BAD_BATCH_INFO = {
+    "a stream ARN that is not text": ({"streamArn": 42}, "its stream_arn is 42, not text"),
+    "an unknown shard": ({"shardId": "shardId-000000000099"}, "ResourceNotFoundException"),
+    "a sequence number that is not text": ({"startSequenceNumber": 4.9e55}, "first_sequence_number is 4.9e+55"),
+    "a sequence number that is not a number": ({"endSequenceNumber": "latest"}, "last_sequence_number is 'latest'"),
+    "a batch size of 0": ({"batchSize": 0}, "its batchSize is 0, not a count of records"),
+}
+
+
+@pytest.mark.parametrize("fault", BAD_BATCH_INFO.values(), ids=BAD_BATCH_INFO.keys())
+def test_a_bad_message_is_kept_visible_with_its_reason_and_the_good_one_behind_it_is_replayed(
+    streams, queue, capsys, fault
+):
+    bad_fields, reason = fault
+    landed = put(streams, INPUT, RIDES)
+    arn = streams.describe_stream_summary(StreamName=INPUT)["StreamDescriptionSummary"]["StreamARN"]
+    bad = json.loads(on_failure_message(arn, landed[0]["ShardId"], "1", "2", 2))
+    bad["KinesisBatchInfo"].update(bad_fields)
+    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(bad))
+    give_up(streams, queue, INPUT, landed)
+
+    assert main(["replay", "--queue-url", queue]) == 11, "10 + the one message kept"
+    (kept,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("kept:")]
+    assert reason in kept
+    assert [p["prediction"]["ride_id"] for p in read_events(streams, PREDICTIONS)] == [f"lost-{i}" for i in range(5)]
+    assert visible_messages(queue) == messages_left(queue) == 1, "kept for the next replay, not hidden for minutes"
 
 
 def test_the_decision_queue_is_replayed_into_decisions(streams, queue):

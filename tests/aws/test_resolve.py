@@ -5,6 +5,7 @@ import pytest
 
 from model_service.cli import main
 from model_service.model.load import load_model
+from tests.factories import RunsCodeWhenUnpickled
 
 
 def outputs(capsys) -> dict[str, str]:
@@ -77,3 +78,21 @@ def test_an_unknown_model_is_a_clear_error(registry, capsys):
 def test_a_uri_that_is_not_mlflows_is_a_clear_error(capsys):
     assert main(["resolve", "s3://models/ride-duration/model"]) == 2
     assert "not an MLflow model URI" in capsys.readouterr().err
+
+
+def test_a_pickle_logged_to_a_run_is_refused_unread_on_the_deployers_machine(registry, bucket, tmp_path, capsys):
+    import pickle
+
+    import mlflow
+
+    evidence = tmp_path / "code-ran"
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(RunsCodeWhenUnpickled(evidence)))
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(tmp_path / "evil.pkl"))
+
+    code = main(["resolve", f"runs:/{run.info.run_id}/evil.pkl", "--upload-to", "s3://models/ride-duration"])
+
+    assert code == 2
+    assert "MODEL_ALLOW_PICKLE=true" in capsys.readouterr().err
+    assert not evidence.exists()
+    assert keys(bucket) == []

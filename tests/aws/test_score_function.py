@@ -32,10 +32,10 @@ def s3(aws):
 
 
 @pytest.fixture
-def handler(model_bin, cost_model_dir, s3):
+def handler(mlflow_model_dir, cost_model_dir, s3):
     """The scoring function as a new container builds it, from the environment's settings."""
     environ = {
-        "MODEL_URIS": f"{model_bin},{cost_model_dir}",
+        "MODEL_URIS": f"{mlflow_model_dir},{cost_model_dir}",
         "BATCH_INPUT_TEMPLATE": INPUT_TEMPLATE,
         "BATCH_OUTPUT_TEMPLATE": OUTPUT_TEMPLATE,
         "MODEL_VERSIONS": "v-scoring,v-cost",
@@ -153,7 +153,7 @@ def test_an_event_that_does_not_name_one_month_clearly_is_refused_naming_the_fie
     assert reason in refused.value.errors[0]["reason"]
 
 
-def test_a_new_container_removes_the_s3_copies_a_killed_run_left_in_tmp(model_bin, s3, tmp_path, monkeypatch):
+def test_a_new_container_removes_the_s3_copies_a_killed_run_left_in_tmp(mlflow_model_dir, s3, tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
     (tmp_path / "batch-input-abc").mkdir()
@@ -161,6 +161,6 @@ def test_a_new_container_removes_the_s3_copies_a_killed_run_left_in_tmp(model_bi
     (tmp_path / "batch-output-def").mkdir()
     (tmp_path / "someone-elses").mkdir()
 
-    scoring_function(Settings.from_env({"MODEL_URIS": str(model_bin)}))
+    scoring_function(Settings.from_env({"MODEL_URIS": str(mlflow_model_dir)}))
 
     assert [p.name for p in tmp_path.iterdir()] == ["someone-elses"]

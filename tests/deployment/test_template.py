@@ -183,3 +183,64 @@ def test_enhanced_fan_out_is_an_option_that_maps_each_consumer_on_its_own_stream
     assert grant[0] == "UseEnhancedFanOut"
     assert set(grant[1]["Action"]) == {"kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"}
     assert grant[1]["Resource"] == {"Ref": "StreamConsumer"}
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every IAM statement of the template's roles and managed policies, both branches of a conditional one."""
+    found = []
+    for resource in document["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+            documents = [properties["PolicyDocument"]]
+        else:
+            continue
+        for policy in documents:
+            for statement in policy["Statement"]:
+                branches = statement["Fn::If"][1:] if "Fn::If" in statement else [statement]
+                found.extend(b for b in branches if b != {"Ref": "AWS::NoValue"})
+    return found
+
+
+@pytest.mark.parametrize("document", ["template", "consumer"])
+def test_no_role_is_granted_an_action_on_every_resource(document, request):
+    wide = [s.get("Sid") for s in statements(request.getfixturevalue(document)) if s.get("Resource") == "*"]
+    assert wide == []
+
+
+def test_every_log_group_is_encrypted_with_the_stacks_own_key(template, consumer):
+    key = {"Fn::GetAtt": ["LogsAndAlarmsKey", "Arn"]}
+    assert {
+        name: g["Properties"].get("KmsKeyId") for name, g in resources(template, "AWS::Logs::LogGroup").items()
+    } == {
+        "DecisionLogGroup": key,
+        "ScoringLogGroup": key,
+    }
+    assert consumer["Resources"]["LogGroup"]["Properties"]["KmsKeyId"] == {"Ref": "LogKmsKeyArn"}
+    assert {passed(template, name)["LogKmsKeyArn"] == key for name in CONSUMERS} == {True}
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_alarms_may_publish_with(template):
+    assert template["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "LogsAndAlarmsKey"}
+    key = template["Resources"]["LogsAndAlarmsKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    grants = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    assert grants["AlarmsPublishToTheEncryptedTopic"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    logs = grants["LogsEncryptThisStacksLogGroups"]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert logs["Fn::Sub"].endswith("log-group:/aws/lambda/${AWS::StackName}-*")
+
+
+def test_only_model_writers_may_change_the_model_buckets_policy_replication_or_acl(template):
+    policy = template["Resources"]["ModelBucketPolicy"]["Properties"]["PolicyDocument"]
+    guards = {s["Sid"]: s for s in policy["Statement"]}["ModelBucketSettingsChangeableOnlyByModelWriters"]
+    assert guards["Effect"] == "Deny"
+    assert {"s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutReplicationConfiguration", "s3:PutBucketAcl"} <= set(
+        guards["Action"]
+    )
+    assert guards["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": {"Ref": "ModelWriterArns"}}}
+
+
+def test_model_writer_arns_of_star_are_refused_before_anything_is_created(template):
+    (assertion,) = template["Rules"]["ModelWritersAreNamed"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Contains": [{"Ref": "ModelWriterArns"}, "*"]}]}

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,21 +30,21 @@ LIMIT = Settings().web_max_body_bytes
 
 
 def _gunicorn(
-    model_bin: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
+    mlflow_model_dir: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
 ) -> AbstractContextManager[Server]:
-    """The project's gunicorn from the repo root, serving ``model_bin`` with these settings (environment variables)."""
-    env = {**os.environ, "MODEL_URIS": str(model_bin), **settings}
+    """The project's gunicorn from the repo root, serving ``mlflow_model_dir`` with these settings (environment)."""
+    env = {**os.environ, "MODEL_URIS": str(mlflow_model_dir), **settings}
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     return running_gunicorn([str(GUNICORN), "model_service.web:app"], ROOT, env, log)
 
 
 @pytest.fixture(scope="module")
-def server(model_bin, cost_model_dir, tmp_path_factory) -> Iterator[Server]:
+def server(mlflow_model_dir, cost_model_dir, tmp_path_factory) -> Iterator[Server]:
     """Serving both models, as deployed: duration and cost."""
     with _gunicorn(
-        model_bin,
+        mlflow_model_dir,
         tmp_path_factory,
-        MODEL_URIS=f"{model_bin},{cost_model_dir}",
+        MODEL_URIS=f"{mlflow_model_dir},{cost_model_dir}",
         MODEL_VERSIONS="gunicorn-test,gunicorn-cost",
         WEB_CONCURRENCY="2",
     ) as running:
@@ -208,10 +209,12 @@ def test_a_client_that_trickles_its_headers_is_dropped_after_keepalive_seconds(s
     assert dropped_after < 5  # gunicorn.conf.py's keepalive is 2 s; the next send or two notice
 
 
-def test_a_server_stopped_by_sigterm_answers_then_exits_with_no_traceback_in_its_log(model_bin, tmp_path_factory):
+def test_a_server_stopped_by_sigterm_answers_then_exits_with_no_traceback_in_its_log(
+    mlflow_model_dir, tmp_path_factory
+):
     # One worker, so that its answer proves it is up: a worker still booting when SIGTERM
     # comes is killed after gunicorn's graceful timeout instead of exiting.
-    with _gunicorn(model_bin, tmp_path_factory, WEB_CONCURRENCY="1") as server:
+    with _gunicorn(mlflow_model_dir, tmp_path_factory, WEB_CONCURRENCY="1") as server:
         assert requests.post(f"{server.url}/predict", json=RIDE, timeout=5).status_code == 200
     # Leaving the block sent SIGTERM and waited for the master, which waits for its worker.
 
@@ -222,9 +225,9 @@ def test_a_server_stopped_by_sigterm_answers_then_exits_with_no_traceback_in_its
 
 
 @pytest.fixture(scope="module")
-def impatient_server(model_bin, tmp_path_factory) -> Iterator[Server]:
+def impatient_server(mlflow_model_dir, tmp_path_factory) -> Iterator[Server]:
     """One worker, which waits 2 s for more of a request body (WEB_BODY_TIMEOUT) rather than 30."""
-    with _gunicorn(model_bin, tmp_path_factory, WEB_CONCURRENCY="1", WEB_BODY_TIMEOUT="2") as running:
+    with _gunicorn(mlflow_model_dir, tmp_path_factory, WEB_CONCURRENCY="1", WEB_BODY_TIMEOUT="2") as running:
         yield running
 
 
@@ -237,6 +240,25 @@ def test_a_body_that_stops_arriving_is_a_400_after_web_body_timeout_and_the_conn
 
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert answer.endswith(b'{"error":"the request body was not received in full"}')
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_a_400_once_web_body_timeout_has_passed_in_all(impatient_server):
+    """Each byte comes well within the 2 s timeout; the whole body would take 50 s. The timeout is for the whole."""
+    address = urlsplit(impatient_server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(SLOW_BODY)  # promises 100 bytes, sends 1
+        sock.setblocking(False)
+        answer = b""
+        while not answer and time.monotonic() - started < 10:
+            time.sleep(0.5)
+            with suppress(OSError):  # the server may already have answered and closed
+                sock.send(b" ")
+            answer = _available(sock)
+        took = time.monotonic() - started
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert took < 4, f"answered after {took:.1f} s, the body timeout being 2 s"
 
 
 def test_a_worker_serves_its_connections_in_turn_not_one_connections_queue_first(impatient_server):
@@ -262,3 +284,20 @@ def _available(sock: socket.socket) -> bytes:
         return sock.recv(65536)
     except BlockingIOError:
         return b""
+
+
+def test_each_worker_holds_web_worker_connections_connections_at_once(mlflow_model_dir):
+    """gevent's default (1000) is not left to chance: the setting is the ceiling the README sizes."""
+    printed = subprocess.run(
+        [GUNICORN, "--print-config", "model_service.web:app_from_env()"],
+        env={**os.environ, "MODEL_URIS": str(mlflow_model_dir), "WEB_WORKER_CONNECTIONS": "77"},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    settings = {
+        name.strip(): value.strip() for name, _, value in (line.partition("=") for line in printed.stdout.splitlines())
+    }
+    assert settings["worker_connections"] == "77"

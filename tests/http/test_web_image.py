@@ -153,14 +153,14 @@ def image_root(web, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(web, image_root, model_bin) -> Iterator[Server]:
+def server(web, image_root, mlflow_model_dir) -> Iterator[Server]:
     """The stage's CMD, run in its WORKDIR inside the copy, on the project's Python packages."""
     project_bin = str(Path(sys.executable).parent)
     env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     env.update(web.env)
     env.update(
         PATH=os.pathsep.join([project_bin, env.get("PATH", "")]),
-        MODEL_URIS=str(model_bin),
+        MODEL_URIS=str(mlflow_model_dir),
         MODEL_VERSIONS="image-test",
         WEB_CONCURRENCY="1",
     )

@@ -21,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def course_model() -> PredictionService:
-    return PredictionService.load(str(shared_path("models/lin_reg.bin")))
+    return PredictionService.load(str(shared_path("models/lin_reg.bin")), allow_pickle=True)
 
 
 @pytest.fixture(scope="session")

@@ -44,8 +44,8 @@ payloads = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def handler(model_bin):
-    return prediction_function(Settings.from_env({"MODEL_URI": str(model_bin), "TEST_RUN": "true"}))
+def handler(mlflow_model_dir):
+    return prediction_function(Settings.from_env({"MODEL_URI": str(mlflow_model_dir), "TEST_RUN": "true"}))
 
 
 def accounted_ids(response) -> list[str]:

@@ -16,8 +16,8 @@ from model_service.service import PredictionService, RideModels
 
 
 @pytest.fixture(scope="module")
-def service(model_bin) -> PredictionService:
-    return PredictionService.load(str(model_bin), "v-monthly")
+def service(mlflow_model_dir) -> PredictionService:
+    return PredictionService.load(str(mlflow_model_dir), "v-monthly")
 
 
 @pytest.fixture

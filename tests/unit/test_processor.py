@@ -16,9 +16,10 @@ from model_service.kinesis.decode import decode_ride_event
 from model_service.kinesis.processor import StreamBatchProcessor
 from model_service.kinesis.publish import CollectingPublisher, Deadline, Publishers, PublishResult, R
 from model_service.kinesis.records import OutboundRecord, SourceRecord
+from model_service.kinesis.rides import PredictRides
 from model_service.schema import RideEvent
 from stream_tools.local_invoke import FIRST_SEQUENCE_NUMBER
-from tests.factories import kinesis_event, ride_payload
+from tests.factories import answering_nan_beyond, kinesis_event, ride_payload
 
 
 class Scripted:
@@ -126,3 +127,17 @@ def test_an_error_in_the_transform_fails_the_batch_and_publishes_nothing():
 def test_an_empty_batch_publishes_nothing():
     outcome = process(CollectingPublisher(), CollectingPublisher(), [])
     assert (outcome.records_in, outcome.response()) == (0, {"batchItemFailures": []})
+
+
+def test_a_ride_the_model_answers_nan_for_is_dead_lettered_at_the_predict_stage_and_the_rest_published(service):
+    transform = PredictRides(answering_nan_beyond(service, miles=100), CONSUMER)
+    batch = [ride_payload(ride_id=1), ride_payload(ride_id=2, distance=300.0), ride_payload(ride_id=3)]
+    output, dead_letters = CollectingPublisher(), CollectingPublisher()
+
+    outcome = process(output, dead_letters, batch, transform)
+
+    assert [r.event["prediction"]["ride_id"] for r in output.take()] == [1, 3]
+    (dead,) = [r.event for r in dead_letters.take()]
+    assert (dead["event_id"], dead["stage"]) == (event_id(1), "predict")
+    assert dead["reason"] == "the duration model predicted nan for this ride"
+    assert outcome.response() == {"batchItemFailures": []}

@@ -15,6 +15,7 @@ from model_service.schema import validate_ride
 from model_service.service import PredictionService, RideModels
 from model_service.web import app_from_env, create_app
 from tests.conftest import shared_path
+from tests.factories import answering_nan_beyond
 
 RIDE = {"PULocationID": 130, "DOLocationID": 205, "trip_distance": 3.66}
 OTHER_RIDE = {"PULocationID": 10, "DOLocationID": 50, "trip_distance": 40}
@@ -235,7 +236,7 @@ def test_an_unknown_path_is_a_json_404(client):
     assert "error" in response.get_json()
 
 
-def test_health_reports_the_model_version_but_not_where_the_model_is_stored(client, service, model_bin):
+def test_health_reports_the_model_version_but_not_where_the_model_is_stored(client, service, mlflow_model_dir):
     response = client.get("/health")
 
     assert response.status_code == 200
@@ -244,11 +245,13 @@ def test_health_reports_the_model_version_but_not_where_the_model_is_stored(clie
         "model_loaded": True,
         "model_versions": {"duration": service.version},
     }
-    assert str(model_bin.parent) not in response.get_data(as_text=True)
+    assert str(mlflow_model_dir.parent) not in response.get_data(as_text=True)
 
 
-def test_the_app_loads_the_models_named_by_model_uris_with_their_versions(model_bin, cost_model_dir, monkeypatch):
-    monkeypatch.setenv("MODEL_URIS", f"{model_bin}, {cost_model_dir}")
+def test_the_app_loads_the_models_named_by_model_uris_with_their_versions(
+    mlflow_model_dir, cost_model_dir, monkeypatch
+):
+    monkeypatch.setenv("MODEL_URIS", f"{mlflow_model_dir}, {cost_model_dir}")
     monkeypatch.setenv("MODEL_VERSIONS", "v-duration,")
 
     response = app_from_env().test_client().get("/health")
@@ -280,15 +283,15 @@ def test_each_ride_gets_every_models_prediction_under_its_target(service, cost_m
     }
 
 
-def test_two_models_of_one_target_are_refused_at_start_up(model_bin, monkeypatch):
-    monkeypatch.setenv("MODEL_URIS", f"{model_bin},{model_bin}")
+def test_two_models_of_one_target_are_refused_at_start_up(mlflow_model_dir, monkeypatch):
+    monkeypatch.setenv("MODEL_URIS", f"{mlflow_model_dir},{mlflow_model_dir}")
     with pytest.raises(InvalidSetting, match="one model per target"):
         app_from_env()
 
 
 @pytest.mark.shared_data
 def test_the_course_model_predicts_the_course_figure():
-    service = PredictionService.load(str(shared_path("models/lin_reg.bin")))
+    service = PredictionService.load(str(shared_path("models/lin_reg.bin")), allow_pickle=True)
     client = create_app(RideModels([service]), Settings()).test_client()
 
     response = client.post("/predict", json=RIDE)
@@ -454,3 +457,15 @@ def test_a_body_cut_short_by_a_client_that_left_is_a_400(client, input_terminate
 
     assert response.status_code == 400
     assert response.get_json() == {"error": "the request body was not received in full"}
+
+
+def test_a_model_answering_nan_gets_a_json_500_naming_the_model_and_the_ride_not_a_number(service, caplog):
+    client = create_app(RideModels([answering_nan_beyond(service, miles=100)]), Settings()).test_client()
+
+    response = client.post("/predict", json=[RIDE, {**OTHER_RIDE, "trip_distance": 300}])
+
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": "the duration model predicted nan for ride 1, which is not a number to answer with"
+    }
+    assert "refused to answer: the duration model predicted nan for ride 1" in caplog.text
