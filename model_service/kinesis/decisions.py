@@ -20,6 +20,7 @@ from model_service.config import Settings
 from model_service.errors import FieldError, RejectedRecord, SchemaViolation
 from model_service.kinesis.decode import decode_as
 from model_service.kinesis.events import DecisionEvent
+from model_service.kinesis.processor import Transformed
 from model_service.kinesis.records import OutboundRecord, SourceRecord
 from model_service.model.target import COST, DURATION, Target
 from model_service.schema import FINITE_NUMBER, PREDICTION_EVENT, PredictionEvent, validate
@@ -83,11 +84,13 @@ class DecideRides:
         self.rules = rules
         self.consumer = consumer
 
-    def __call__(self, accepted: list[tuple[SourceRecord, PredictionEvent]]) -> list[OutboundRecord[DecisionEvent]]:
-        return [
-            OutboundRecord(self.decision_event(source, event), str(event["prediction"]["ride_id"]), source)
-            for source, event in accepted
-        ]
+    def __call__(self, accepted: list[tuple[SourceRecord, PredictionEvent]]) -> Transformed[DecisionEvent]:
+        return Transformed(
+            [
+                OutboundRecord(self.decision_event(source, event), str(event["prediction"]["ride_id"]), source)
+                for source, event in accepted
+            ]
+        )
 
     def decision_event(self, source: SourceRecord, event: PredictionEvent) -> DecisionEvent:
         prediction_id = event.get("event_id") or source.record_id

@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
@@ -40,8 +40,15 @@ class Refused:
     rejection: RejectedRecord
 
 
-Transform = Callable[[list[tuple[SourceRecord, Decoded]]], Sequence["OutboundRecord[Event] | Refused"]]
-"""All accepted records of a batch -> their output records, in one go (one model call), or why one cannot be."""
+class Transformed(NamedTuple, Generic[Event]):
+    """What a transform made of a batch's accepted records: their output records, and those it refused."""
+
+    outputs: list[OutboundRecord[Event]]
+    refused: Sequence[Refused] = ()
+
+
+Transform = Callable[[list[tuple[SourceRecord, Decoded]]], Transformed[Event]]
+"""All accepted records of a batch -> their output records, in one go (one model call), and any it refused."""
 Label = Callable[[Event], str]
 """An output event -> what it is counted as in the batch's report (a decision's outcome)."""
 
@@ -99,13 +106,10 @@ class StreamBatchProcessor(Generic[Decoded, Event]):
         # An error here is not the records' fault: it propagates and fails the
         # batch, so that Lambda retries (or bisects) it instead of losing it.
         records_in = len(accepted) + len(rejected)
-        outputs: list[OutboundRecord[Event]] = []
-        for result in self.transform(accepted):
-            if isinstance(result, Refused):
-                self._log_rejection(result.source, result.rejection)
-                rejected.append((result.source, result.rejection))
-            else:
-                outputs.append(result)
+        outputs, refused = self.transform(accepted)
+        for refusal in refused:
+            self._log_rejection(refusal.source, refusal.rejection)
+            rejected.append((refusal.source, refusal.rejection))
         try:
             return self._publish(records_in, outputs, rejected, deadline)
         except StreamUnavailable as exc:

@@ -45,7 +45,7 @@ class SourceRecord:
         duration and cost functions onto the predictions stream), so the
         record's place alone would give their events one id.
         """
-        return f"{self.record_id}/{consumer}"
+        return f"{self.stream_name}:{self.shard_id}:{self.sequence_number}/{consumer}"  # record_id's, inlined
 
     @classmethod
     def from_kinesis(cls, record: KinesisStreamRecord) -> SourceRecord:

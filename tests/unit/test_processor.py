@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
 from model_service.errors import StreamUnavailable
 from model_service.kinesis.decode import decode_ride_event
-from model_service.kinesis.processor import StreamBatchProcessor
+from model_service.kinesis.processor import StreamBatchProcessor, Transformed
 from model_service.kinesis.publish import CollectingPublisher, Deadline, Publishers, PublishResult, R
 from model_service.kinesis.records import OutboundRecord, SourceRecord
 from model_service.kinesis.rides import PredictRides
@@ -50,11 +50,11 @@ class Echo:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def __call__(self, accepted: list[tuple[SourceRecord, RideEvent]]) -> list[OutboundRecord[dict[str, Any]]]:
+    def __call__(self, accepted: list[tuple[SourceRecord, RideEvent]]) -> Transformed[dict[str, Any]]:
         self.calls.append(len(accepted))
-        return [
-            OutboundRecord({"ride_id": event["ride_id"]}, str(event["ride_id"]), source) for source, event in accepted
-        ]
+        return Transformed(
+            [OutboundRecord({"ride_id": event["ride_id"]}, str(event["ride_id"]), source) for source, event in accepted]
+        )
 
 
 CONSUMER = "duration"
