@@ -47,9 +47,9 @@ from local_stack import aws as local_aws
 from local_stack.server import free_port
 from model_service.config import Settings
 from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+from model_service.kinesis.read import StreamTail, reading_client
 from model_service.sample_data import make_trips
 from stream_tools.producer import produce, rides_from_trips, with_malformed
-from stream_tools.tail import StreamTail, reading_client
 
 STACK_NAME = "ride-duration-e2e-bench"
 LATENCY_POLL_SECONDS = 0.05

@@ -15,8 +15,8 @@ import uuid
 import pytest
 
 from local_stack import aws as local_aws
+from model_service.kinesis.read import StreamTail
 from model_service.model.target import Target
-from stream_tools.tail import StreamTail
 from tests.factories import ride_payload
 from tests.streams import put
 from tests.throttling_proxy import ThrottlingProxy

@@ -15,7 +15,7 @@ import pytest
 
 from local_stack import deploy
 from local_stack.aws import PROJECT_ROOT, TEMPLATE, wait_until
-from stream_tools.tail import StreamTail
+from model_service.kinesis.read import StreamTail
 from tests.mlflow_store import registered_champion
 
 TEMPLATES = {"template.yaml": TEMPLATE, "stacks/model-consumer.yaml": PROJECT_ROOT / "stacks" / "model-consumer.yaml"}

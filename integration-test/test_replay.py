@@ -18,8 +18,8 @@ import pytest
 
 from local_stack import aws as local_aws
 from local_stack.aws import client_environment, wait_until
+from model_service.kinesis.read import StreamTail
 from stream_tools.cli import main
-from stream_tools.tail import StreamTail
 from tests.factories import ride_payload
 from tests.streams import put
 

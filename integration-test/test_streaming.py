@@ -17,9 +17,9 @@ from collections.abc import Callable
 import pytest
 
 from local_stack.aws import MODEL_BUCKET, upload_model, wait_until
+from model_service.kinesis.read import StreamTail
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
-from stream_tools.tail import StreamTail
 from tests.factories import ride_payload
 from tests.streams import put
 

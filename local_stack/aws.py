@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 
 from local_stack import server
+from model_service.model.deploy import CAPABILITIES, failure_reasons
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = PROJECT_ROOT / "template.yaml"
@@ -189,7 +190,7 @@ def deploy(
         StackName=stack_name,
         TemplateURL=package(clients, stack_name, template_body or TEMPLATE.read_text(), nested),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        Capabilities=CAPABILITIES,
     )
 
     def settled() -> dict | None:
@@ -202,19 +203,6 @@ def deploy(
     deployed = DeployedStack(stack_name, {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])})
     wait_for_event_sources(clients, deployed)
     return deployed
-
-
-def failure_reasons(cfn: Any, stack_name: str) -> list[str]:
-    """Why a stack failed, its nested stacks' reasons included (they hold the real ones)."""
-    reasons = []
-    for event in cfn.describe_stack_events(StackName=stack_name)["StackEvents"]:
-        if event["ResourceStatus"].endswith("FAILED"):
-            reasons.append(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}")
-            nested = event.get("PhysicalResourceId", "")
-            own = nested == event.get("StackId")  # the stack's own event, not a nested stack's
-            if event.get("ResourceType") == "AWS::CloudFormation::Stack" and nested.startswith("arn:") and not own:
-                reasons += [f"  {reason}" for reason in failure_reasons(cfn, nested)]
-    return reasons
 
 
 def wait_for_event_sources(clients: Clients, stack: DeployedStack, timeout: float = 60) -> None:

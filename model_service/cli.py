@@ -1,4 +1,6 @@
-"""The service's commands (train, resolve, score, backfill), each a thin wrapper over the module that does the work.
+"""The service's commands, each a thin wrapper over the module that does the work.
+
+train, resolve; challenge, compare, promote, rollback (changing a model safely); score, backfill.
 
 The stream tools (produce, tail, replay) have their own: ``python -m stream_tools``.
 """
@@ -12,10 +14,12 @@ from typing import TYPE_CHECKING
 
 from model_service.config import Settings
 from model_service.errors import InvalidMonth, InvalidSetting, ServiceError
+from model_service.model.aliases import CHALLENGER, CHAMPION, AliasMove
 from model_service.model.training import MODEL_TYPES, RECIPES
 
 if TYPE_CHECKING:
     from model_service.batch.monthly import Month
+    from model_service.model.deploy import Role
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
@@ -35,10 +39,122 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  trips:          {result.train_trips:,} to train, {result.val_trips:,} to validate")
         print(f"  val_rmse:       {result.rmse:.6f} {unit}")
         print(f"  training mean:  {result.mean_rmse:.6f} {unit} (val_rmse of predicting it for every trip)")
+        if result.alias is not None:
+            print(f"  alias:          {_alias_move(result.alias)}")
     for result in results:
         print(f"{result.recipe.target.name.upper()}_MODEL_URI={result.model_uri}")
     print(f"MODEL_URIS={','.join(result.model_uri for result in results)}")
     return 0
+
+
+def _deploy(args: argparse.Namespace, settings: Settings, uri: str, role: Role) -> None:
+    """Pin ``uri`` to its version, check and copy it, and give it to the stack as ``role`` (or print how)."""
+    import boto3
+
+    from model_service.model.deploy import prepare_deployment, stack_parameters
+
+    model = prepare_deployment(
+        uri,
+        upload_to=args.upload_to,
+        s3=boto3.client("s3") if args.upload_to else None,
+        allow_pickle=settings.model_allow_pickle,
+        tracking_uri=args.tracking_uri,
+    )
+    print(f"{uri} is version {model.version} ({model.description}), at {model.model_uri}")
+    overrides = stack_parameters(model.target, role, model.model_uri, model.version)
+    if role == "Model":  # a promoted or restored champion: its shadow has nothing left to try
+        overrides.update(stack_parameters(model.target, "Challenger", ""))
+    if not args.stack_name:
+        print("deploy with these parameters (or give --stack-name to update the stack):")
+        for key, value in overrides.items():
+            print(f"{key}={value}")
+        return
+    from model_service.model.deploy import redeploy
+
+    changed = redeploy(boto3.client("cloudformation"), args.stack_name, overrides)
+    parameters = ", ".join(f"{key}={value or '(none)'}" for key, value in overrides.items())
+    print(f"stack {args.stack_name} {'updated' if changed else 'unchanged, already'}: {parameters}")
+
+
+def _challenge(args: argparse.Namespace, settings: Settings) -> int:
+    _deploy(args, settings, f"models:/{args.model}@{CHALLENGER}", "Challenger")
+    return 0
+
+
+def _move_champion(args: argparse.Namespace, settings: Settings, plan: Callable[..., AliasMove]) -> int:
+    """Deploy the version ``plan`` names as the champion, then move the aliases: they always say what serves."""
+    from model_service.model.aliases import apply
+
+    move = plan(args.model, args.tracking_uri)
+    _deploy(args, settings, f"models:/{args.model}/{move.version}", "Model")
+    apply(move, args.tracking_uri)
+    print(f"{args.model}: {_alias_move(move)}")
+    return 0
+
+
+def _promote(args: argparse.Namespace, settings: Settings) -> int:
+    from model_service.model.aliases import plan_promotion
+
+    return _move_champion(args, settings, plan_promotion)
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from model_service.model.aliases import plan_rollback
+
+    return _move_champion(args, settings, plan_rollback)
+
+
+def _compare(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the comparison, draw it, and exit 1 when the challenger is worse than --fail-if-worse-by allows."""
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from model_service.kinesis.read import read_all, reading_client
+    from model_service.model import compare
+    from model_service.model.training import RECIPES_BY_NAME
+    from model_service.service import PredictionService
+
+    target = RECIPES_BY_NAME[args.model].target
+    if args.fail_if_worse_by is not None and not args.trips:
+        raise InvalidSetting("--fail-if-worse-by gates on RMSE, which needs --trips (a month with actuals)")
+    if not (args.trips or args.minutes or args.from_start):
+        raise InvalidSetting("give --minutes N or --from-start (the streams), --trips FILE (a month), or both")
+    stream = month = None
+    if args.minutes or args.from_start:
+        since = None if args.from_start else datetime.now(UTC) - timedelta(minutes=args.minutes)
+        streams = (settings.predictions_stream_name, settings.shadow_predictions_stream_name)
+        client = reading_client()
+        champion_events, challenger_events = (read_all(client, name, since) for name in streams)
+        stream = compare.join_events(champion_events, challenger_events, target)
+        print("\n".join(compare.stream_lines(stream, target, streams, since)))
+    if args.trips:
+        champion, challenger = (
+            PredictionService.load(
+                f"models:/{args.model}@{alias}",
+                allow_pickle=settings.model_allow_pickle,
+                tracking_uri=args.tracking_uri,
+            )
+            for alias in (CHAMPION, CHALLENGER)
+        )
+        month = compare.compare_on_trips(args.trips, target, champion, challenger)
+        print("\n".join(compare.month_lines(month, target, champion.version, challenger.version)))
+    title = f"{args.model}: champion vs challenger"
+    print(f"picture: {compare.draw(target, stream, month, Path(args.plot or f'compare-{args.model}.png'), title)}")
+    if month is None or args.fail_if_worse_by is None:
+        return 0
+    allowed = f"{args.fail_if_worse_by:g} {target.unit}"
+    if month.difference > args.fail_if_worse_by:
+        print(f"verdict: the challenger is worse by more than the {allowed} allowed: do not promote")
+        return 1
+    print(f"verdict: the challenger is within the {allowed} allowed")
+    return 0
+
+
+def _alias_move(move: AliasMove) -> str:
+    was = f"version {move.previous}" if move.previous else "none"
+    if move.alias == CHALLENGER:
+        return f"{CHALLENGER} (version {move.version}; was {was}): try it in shadow, then promote it"
+    return f"{move.alias} (version {move.version}; was {was})"
 
 
 def _resolve(args: argparse.Namespace, settings: Settings) -> int:
@@ -191,6 +307,16 @@ def _batch_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     )
 
 
+_MODEL_NAMES = tuple(recipe.registered_name for recipe in RECIPES.values())
+_CHANGE_DESCRIPTION = (
+    "The registry's aliases say what serves: champion, and challenger while one is tried. Each command moves them"
+    " (train sets a new version as challenger once a champion exists), pins the alias to its version, checks the"
+    " model loads as the functions will, copies it under --upload-to, and with --stack-name updates the stack's"
+    " parameters (DurationModelUri, DurationChallengerUri, ...) with its template and every other parameter as"
+    " they are. The endpoint is boto3's (AWS_ENDPOINT_URL for LocalStack)."
+)
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +360,52 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="accept an MLflow model saved with pickle (MODEL_ALLOW_PICKLE); the function must allow it too",
     )
     resolve.set_defaults(run=_resolve)
+
+    for name, run, help_text in (
+        (
+            "challenge",
+            _challenge,
+            "deploy a model's challenger in shadow beside its champion (nothing it says is used)",
+        ),
+        ("promote", _promote, "make the challenger the champion, recording the version it replaces, and deploy it"),
+        ("rollback", _rollback, "return the champion to the version the last promotion replaced, and deploy it"),
+    ):
+        command = commands.add_parser(name, help=help_text, description=_CHANGE_DESCRIPTION)
+        command.add_argument("--model", required=True, choices=_MODEL_NAMES, help="the registered model")
+        command.add_argument(
+            "--upload-to", metavar="s3://BUCKET/PREFIX", help="copy the model under this S3 prefix (as resolve)"
+        )
+        command.add_argument("--stack-name", help="update this stack (template.yaml) to serve it; else print how")
+        command.add_argument(
+            "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
+        )
+        command.set_defaults(run=run)
+
+    compare = commands.add_parser(
+        "compare",
+        help="champion against challenger: on the streams (their events joined by ride) and on a month with actuals",
+        description=(
+            "Joins the champion's events (PREDICTIONS_STREAM_NAME) and its shadow's (SHADOW_PREDICTIONS_STREAM_NAME)"
+            " by the input record they answer, and scores a month of trips with models:/NAME@champion and"
+            " @challenger. Prints the table, writes a picture, and exits 1 when the challenger's RMSE is worse by"
+            " more than --fail-if-worse-by."
+        ),
+    )
+    compare.add_argument("--model", required=True, choices=_MODEL_NAMES, help="the registered model")
+    compare.add_argument("--minutes", type=positive(float), help="compare the events of the last N minutes")
+    compare.add_argument("--from-start", action="store_true", help="compare every event the streams keep")
+    compare.add_argument("--trips", help="a TLC month with actuals (parquet) to score both models on")
+    compare.add_argument("--plot", help="where to write the picture (default compare-<model>.png)")
+    compare.add_argument(
+        "--fail-if-worse-by",
+        type=float,
+        metavar="X",
+        help="exit 1 if the challenger's RMSE on --trips exceeds the champion's by more than X (target's unit)",
+    )
+    compare.add_argument(
+        "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
+    )
+    compare.set_defaults(run=_compare)
 
     score = commands.add_parser(
         "score",

@@ -85,6 +85,7 @@ TEXTS = {
     "model_uri": "MODEL_URI",
     "input_stream_name": "INPUT_STREAM_NAME",
     "predictions_stream_name": "PREDICTIONS_STREAM_NAME",
+    "shadow_predictions_stream_name": "SHADOW_PREDICTIONS_STREAM_NAME",
     "dead_letter_stream_name": "DEAD_LETTER_STREAM_NAME",
     "decisions_stream_name": "DECISIONS_STREAM_NAME",
     "tracking_uri": "MLFLOW_TRACKING_URI",
@@ -144,6 +145,8 @@ class Settings:
     input_stream_name: str = "ride_events"
     """Where ride events arrive; ``produce`` sends to it (the template names it InputStreamName)."""
     predictions_stream_name: str = "ride_predictions"
+    shadow_predictions_stream_name: str = "ride_shadow_predictions"
+    """Where challengers' shadow consumers publish (the template's ShadowPredictionsStream); ``compare`` reads it."""
     dead_letter_stream_name: str = "ride_dead_letters"
     decisions_stream_name: str = "ride_decisions"
     long_ride_threshold_minutes: float = 45.0

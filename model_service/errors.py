@@ -106,6 +106,18 @@ class UnusableModel(ModelLoadError):
     """A model that loaded but is not a ride-duration model: it cannot predict a ride, or predicts nonsense."""
 
 
+class PromotionRefused(ServiceError, ValueError):
+    """An alias move that cannot be made: no challenger to promote, no earlier champion to roll back to."""
+
+
+class ModelUploadFailed(ServiceError, RuntimeError):
+    """A model that could not be copied where the functions read it: no bucket, no access, no credentials."""
+
+
+class StackUpdateFailed(ServiceError, RuntimeError):
+    """A deployment's CloudFormation update that did not complete; the message carries the stack's reasons."""
+
+
 class NonFinitePrediction(ServiceError, ArithmeticError):
     """A model answered NaN or infinity for a ride: no event, answer or file may carry it as a number."""
 

@@ -139,7 +139,7 @@ class LiveView:
     """Reads the three output streams; prints the events worth a line and a progress line a second."""
 
     def __init__(self, kinesis: Any, stack: Any, rides: dict[Any, dict], total: int) -> None:
-        from stream_tools.tail import StreamTail
+        from model_service.kinesis.read import StreamTail
 
         self.tails = {
             "predictions": StreamTail(kinesis, stack.predictions_stream),

@@ -77,7 +77,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
     import json
     import time
 
-    from stream_tools.tail import StreamTail, reading_client
+    from model_service.kinesis.read import StreamTail, reading_client
 
     tail = StreamTail(reading_client(), args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -103,9 +103,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from model_service.kinesis.function import decision_steps, prediction_steps
     from model_service.kinesis.publish import Publishers
+    from model_service.kinesis.read import reading_client
     from model_service.service import PredictionService
     from stream_tools.replay import Replayer
-    from stream_tools.tail import reading_client
 
     if args.function == "prediction":
         settings = dataclasses.replace(settings, model_uri=args.model_uri)

@@ -118,6 +118,41 @@ def registry(tmp_path_factory, fitted_pipeline):
         yield run_id
 
 
+@pytest.fixture(scope="session")
+def weak_pipeline(training_trips):
+    """A duration model fitted on 60 trips and the wrong trips' durations: a challenger that loses on any month."""
+    from model_service.model.training import build_pipeline
+
+    few = training_trips.head(60)
+    return build_pipeline("linear").fit(features_for_frame(few), few["duration"].to_numpy()[::-1])
+
+
+@pytest.fixture
+def challenged_registry(tmp_path, monkeypatch, fitted_pipeline, weak_pipeline):
+    """A fresh MLflow store (MLFLOW_TRACKING_URI, working directory) where ride-duration was registered twice as
+    training registers: version 1 (``fitted_pipeline``) the champion, version 2 (``weak_pipeline``) its challenger.
+
+    Yields the store's client and the two alias moves training made.
+    """
+    import mlflow
+
+    from model_service.model.aliases import assign_new_version
+    from model_service.model.target import DURATION
+    from model_service.model.training import log_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("ride-duration")
+    moves = []
+    for pipeline in (fitted_pipeline, weak_pipeline):
+        with mlflow.start_run():
+            info = log_model(pipeline, DURATION, registered_model_name="ride-duration")
+        moves.append(assign_new_version("ride-duration", str(info.registered_model_version), uri))
+    return mlflow.MlflowClient(uri), moves
+
+
 @pytest.fixture
 def aws(monkeypatch) -> Iterator[None]:
     """moto's in-process AWS, with fake credentials so nothing can reach a real account."""

@@ -8,8 +8,8 @@ from typing import Any
 from local_stack.aws import CREDENTIALS
 from model_service.config import Settings
 from model_service.kinesis.publish import KinesisPublisher, kinesis_client
+from model_service.kinesis.read import StreamTail
 from stream_tools.producer import RideRecord, produce
-from stream_tools.tail import StreamTail
 
 
 def put(endpoint: str, stream: str, payloads: list[bytes]) -> None:

@@ -5,6 +5,10 @@
 loaded the way the function will load it (``load``), copied under the
 deployment's model prefix, one prefix per version, and the ``MODEL_URI``
 (``s3://``) and ``MODEL_VERSION`` to deploy with are printed.
+
+``challenge``, ``promote`` and ``rollback`` then hand the result to the
+running stack: ``redeploy`` updates its parameters (``stack_parameters``),
+the template and every other parameter as they are.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from model_service import s3 as s3_location
+from model_service.errors import ModelUploadFailed, StackUpdateFailed
 from model_service.model.load import load_model
 from model_service.model.registry import ResolvedModel, download, resolve
 from model_service.model.target import Target
@@ -27,6 +32,16 @@ def upload(model_dir: Path, destination: str, s3: Any) -> str:
     this model are deleted after the upload, so a stale file can never be
     served beside the new ones.
     """
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _upload(model_dir, destination, s3)
+    except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+        raise ModelUploadFailed(f"cannot copy the model to {destination}: {exc}") from None
+
+
+def _upload(model_dir: Path, destination: str, s3: Any) -> str:
     bucket, prefix = s3_location.split(destination.rstrip("/"))
     uploaded = set()
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
@@ -71,3 +86,69 @@ def prepare_deployment(
         loaded = load_model(str(local), resolved.version, allow_pickle=allow_pickle)
         model_uri = upload(local, f"{upload_to.rstrip('/')}/{resolved.key}", s3) if upload_to else resolved.artifact_uri
     return DeployableModel(model_uri, resolved.version, loaded.description, loaded.target, resolved)
+
+
+Role = Literal["Model", "Challenger"]
+"""Which of a target's template parameters: the consumer's model, or the challenger its shadow serves."""
+
+
+def stack_parameters(target: Target, role: Role, uri: str, version: str = "") -> dict[str, str]:
+    """``DurationModelUri``/``DurationModelVersion``, ``CostChallengerUri``/...: empty clears (no challenger)."""
+    name = target.name.capitalize()
+    return {f"{name}{role}Uri": uri, f"{name}{role}Version": version}
+
+
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+"""What template.yaml needs: roles without names, the SAM transform and its nested consumer stacks."""
+
+
+def redeploy(cfn: Any, stack_name: str, overrides: dict[str, str], timeout: float = 1800) -> bool:
+    """Update ``stack_name`` to ``overrides``, with its template and every other parameter as they are.
+
+    Returns False when nothing changed (CloudFormation's "No updates"). The
+    stream functions run behind their ``live`` alias, so a changed model
+    reaches each shard between two batches, never inside one.
+    """
+    from botocore.exceptions import ClientError, WaiterError
+
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    existing = {p["ParameterKey"] for p in stack.get("Parameters", [])}
+    unknown = sorted(set(overrides) - existing)
+    if unknown:
+        raise StackUpdateFailed(
+            f"stack {stack_name} has no parameter {', '.join(unknown)}: deployed from another template?"
+        )
+    parameters = [
+        {"ParameterKey": key, "ParameterValue": overrides[key]}
+        if key in overrides
+        else {"ParameterKey": key, "UsePreviousValue": True}
+        for key in sorted(existing)
+    ]
+    try:
+        cfn.update_stack(
+            StackName=stack_name, UsePreviousTemplate=True, Parameters=parameters, Capabilities=CAPABILITIES
+        )
+    except ClientError as exc:
+        if "No updates are to be performed" in str(exc):
+            return False
+        raise StackUpdateFailed(f"stack {stack_name} cannot be updated: {exc}") from None
+    waiter = cfn.get_waiter("stack_update_complete")
+    try:
+        waiter.wait(StackName=stack_name, WaiterConfig={"Delay": 2, "MaxAttempts": max(1, int(timeout / 2))})
+    except WaiterError:
+        reasons = "; ".join(failure_reasons(cfn, stack_name)) or "no reason given"
+        raise StackUpdateFailed(f"stack {stack_name} did not update: {reasons}") from None
+    return True
+
+
+def failure_reasons(cfn: Any, stack_name: str) -> list[str]:
+    """Why a stack failed, its nested stacks' reasons included (they hold the real ones)."""
+    reasons = []
+    for event in cfn.describe_stack_events(StackName=stack_name)["StackEvents"]:
+        if event["ResourceStatus"].endswith("FAILED"):
+            reasons.append(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}")
+            nested = event.get("PhysicalResourceId", "")
+            own = nested == event.get("StackId")  # the stack's own event, not a nested stack's
+            if event.get("ResourceType") == "AWS::CloudFormation::Stack" and nested.startswith("arn:") and not own:
+                reasons += [f"  {reason}" for reason in failure_reasons(cfn, nested)]
+    return reasons

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_service.errors import BadInputFile, InvalidSetting, InvalidWeightTable
 from model_service.model import weight_table as table_format
+from model_service.model.aliases import AliasMove, assign_new_version
 from model_service.model.features import FEATURE_COLUMNS, features_for_frame
 from model_service.model.load import TRUSTED_TYPES
 from model_service.model.target import COST, DURATION, METADATA_KEY, Target
@@ -48,6 +49,8 @@ class Recipe:
 
 RECIPES = {recipe.target.name: recipe for recipe in (Recipe(DURATION, "ride-duration"), Recipe(COST, "ride-cost"))}
 """The models the training command makes, by target name: duration and cost."""
+RECIPES_BY_NAME = {recipe.registered_name: recipe for recipe in RECIPES.values()}
+"""The same, by registered name: ride-duration, ride-cost."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class TrainingResult:
     model_uri: str
     """What to set MODEL_URI to: the registered version, or the run's model."""
     registered_version: str | None
+    alias: AliasMove | None = None
+    """The alias the registered version got: ``champion`` for a model's first, ``challenger`` after."""
 
 
 def build_pipeline(model_type: str) -> Pipeline:
@@ -147,8 +152,9 @@ def _train_one(
         info = log_model(pipeline, target, registered_model_name=recipe.registered_name if register else None)
     version = str(info.registered_model_version) if register and info.registered_model_version else None
     model_uri = f"models:/{recipe.registered_name}/{version}" if version else f"runs:/{run.info.run_id}/model"
+    alias = assign_new_version(recipe.registered_name, version, tracking_uri) if version else None
     return TrainingResult(
-        recipe, run.info.run_id, rmse, mean_rmse, len(train_trips), len(val_trips), model_uri, version
+        recipe, run.info.run_id, rmse, mean_rmse, len(train_trips), len(val_trips), model_uri, version, alias
     )
 
 

@@ -87,7 +87,10 @@ def test_a_handler_file_builds_its_function_in_one_call(handler):
 
 @pytest.mark.parametrize(
     ("package", "commands"),
-    [("model_service", ("train", "resolve", "score", "backfill")), ("stream_tools", ("produce", "tail", "replay"))],
+    [
+        ("model_service", ("train", "resolve", "challenge", "promote", "rollback", "compare", "score", "backfill")),
+        ("stream_tools", ("produce", "tail", "replay")),
+    ],
 )
 def test_each_command_line_lists_its_own_commands(package, commands):
     out = subprocess.run(

@@ -1,7 +1,7 @@
-"""Follow a Kinesis stream: every record on every shard, from a chosen position, as it arrives.
+"""Read a Kinesis stream: every record on every shard, from a chosen position, as it arrives.
 
-What ``python -m stream_tools tail`` prints, what the demo shows and what the
-integration tests read their results with.
+What ``python -m stream_tools tail`` prints, what ``compare`` joins, what the
+demo shows and what the integration tests read their results with.
 """
 
 from __future__ import annotations
@@ -9,23 +9,32 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 
 class StreamTail:
-    """Keeps one shard iterator per shard; each ``poll()`` returns the records that arrived since the last."""
+    """Keeps one shard iterator per shard; each ``poll()`` returns the records that arrived since the last.
 
-    def __init__(self, client: Any, stream_name: str, position: str = "TRIM_HORIZON") -> None:
+    ``position`` is where each shard is read from: ``TRIM_HORIZON`` (all it
+    keeps), ``LATEST`` (what arrives from now), or ``since``, a time.
+    """
+
+    def __init__(
+        self, client: Any, stream_name: str, position: str = "TRIM_HORIZON", since: datetime | None = None
+    ) -> None:
         self.client = client
         self.stream_name = stream_name
-        self.position = position
+        self.position = "AT_TIMESTAMP" if since is not None else position
+        self.since = since
         self._iterators: dict[str, str | None] = {}
 
     def _refresh_shards(self) -> None:
+        at = {"Timestamp": self.since} if self.since is not None else {}
         for shard in self.client.list_shards(StreamName=self.stream_name)["Shards"]:
             if shard["ShardId"] not in self._iterators:
                 self._iterators[shard["ShardId"]] = self.client.get_shard_iterator(
-                    StreamName=self.stream_name, ShardId=shard["ShardId"], ShardIteratorType=self.position
+                    StreamName=self.stream_name, ShardId=shard["ShardId"], ShardIteratorType=self.position, **at
                 )["ShardIterator"]
 
     def poll(self) -> list[bytes]:
@@ -68,3 +77,16 @@ def reading_client() -> Any:
     from botocore.config import Config
 
     return boto3.client("kinesis", config=Config(retries={"mode": "standard"}))
+
+
+def read_all(client: Any, stream_name: str, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Every event ``stream_name`` keeps (from ``since``), or StreamUnavailable naming the stream."""
+    from botocore.exceptions import ClientError
+
+    from model_service.errors import StreamUnavailable
+
+    try:
+        return StreamTail(client, stream_name, since=since).events()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise StreamUnavailable(stream_name, error.get("Code", "Unknown"), error.get("Message", "")) from None
