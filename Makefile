@@ -18,12 +18,13 @@ VENV_BIN := .venv/bin
 TOOLS_STAMP := .tools/.installed
 VENV_STAMP := .venv/.installed
 
-.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-offline bench bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e clean
+.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-cycle demo-offline bench bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo"
 	@echo "make test    - set up and run lint, infra lint and every test"
 	@echo "make train   - train the model on TLC data into the local MLflow store"
+	@echo "make demo-cycle - a model change on the local stack: shadow, compare, promote, roll back"
 	@echo "make bench   - print the benchmarks"
 
 $(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
@@ -68,6 +69,10 @@ demo: setup localstack-setup
 
 demo-offline: setup
 	$(VENV_BIN)/python -m scripts.demo offline
+
+# A model change on the local stack: challenger in shadow, compare, promote, roll back.
+demo-cycle: setup localstack-setup
+	$(VENV_BIN)/python -m scripts.demo cycle --rides 100
 
 bench-deps: setup
 	$(VENV_BIN)/python -m bench.dependency_sizes

@@ -64,22 +64,15 @@ def predictions_of(tag: str, model: str):
     return lambda e: e.get("model") == model and str(e.get("prediction", {}).get("ride_id", "")).startswith(tag)
 
 
-def update_environment(lam, function: str, variables: dict[str, str]) -> None:
-    lam.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
-    local_aws.wait_until(
-        lambda: lam.get_function_configuration(FunctionName=function)["LastUpdateStatus"] == "Successful",
-        60,
-        "the configuration update",
-    )
-
-
 def test_throttling_one_consumers_writes_leaves_the_others_output_complete_and_on_time(clients, localstack, stack, tag):
     lam = clients("lambda")
     variables = lam.get_function_configuration(FunctionName=stack.cost_function)["Environment"]["Variables"]
     predictions = follow(clients, stack.predictions_stream)
     with ThrottlingProxy(localstack.endpoint).running() as proxy:
         # Only the cost function's Kinesis calls go through the proxy: the SDKs' per-service endpoint.
-        update_environment(lam, stack.cost_function, {**variables, "AWS_ENDPOINT_URL_KINESIS": proxy.url})
+        local_aws.set_live_environment(
+            clients, stack.cost_function, {**variables, "AWS_ENDPOINT_URL_KINESIS": proxy.url}
+        )
         try:
             proxy.throttled.set()
             rides = [ride_payload(f"{tag}-{i}", distance=1 + i) for i in range(20)]
@@ -103,7 +96,7 @@ def test_throttling_one_consumers_writes_leaves_the_others_output_complete_and_o
         costs = events_of(
             predictions, predictions_of(tag, "ride_cost_prediction_model"), len(rides), "cost predictions"
         )
-        update_environment(lam, stack.cost_function, variables)
+        local_aws.set_live_environment(clients, stack.cost_function, variables)
 
     assert {e["prediction"]["ride_id"] for e in durations} == {r["ride_id"] for r in rides}
     assert on_time < ON_TIME_SECONDS

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from local_stack.aws import MODEL_BUCKET, upload_model, wait_until
+from local_stack.aws import MODEL_BUCKET, set_live_environment, upload_model, wait_until
 from model_service.kinesis.read import StreamTail
 from model_service.schema import validate_ride
 from model_service.service import PredictionService
@@ -286,14 +286,14 @@ def test_a_model_that_cannot_load_fails_its_consumer_clearly_loses_no_ride_and_s
     variables = lam.get_function_configuration(FunctionName=function)["Environment"]["Variables"]
     broken_prefix = f"broken-{tag}"
     broken_uri = f"s3://{MODEL_BUCKET}/{broken_prefix}/ride-duration/model"
-    update_environment(lam, function, {**variables, "MODEL_URI": broken_uri})
+    set_live_environment(clients, function, {**variables, "MODEL_URI": broken_uri})
     try:
         for tail in tails.values():
             tail.poll()
         rides = [ride_payload(f"{tag}-{i}") for i in range(5)]
         put(localstack.endpoint, stack.input_stream, [json.dumps(r).encode() for r in rides])
 
-        response = lam.invoke(FunctionName=function, Payload=json.dumps({"Records": []}))
+        response = lam.invoke(FunctionName=function, Qualifier="live", Payload=json.dumps({"Records": []}))
         error = json.loads(response["Payload"].read())
         assert response.get("FunctionError")
         assert broken_uri in error["errorMessage"]
@@ -308,14 +308,4 @@ def test_a_model_that_cannot_load_fails_its_consumer_clearly_loses_no_ride_and_s
         )
         assert {e["prediction"]["ride_id"] for e in events} == {r["ride_id"] for r in rides}
     finally:
-        update_environment(lam, function, variables)
-
-
-def update_environment(lam, function: str, variables: dict[str, str]) -> None:
-    """Set a function's environment and wait until its new containers will have it."""
-    lam.update_function_configuration(FunctionName=function, Environment={"Variables": variables})
-    wait_until(
-        lambda: lam.get_function_configuration(FunctionName=function)["LastUpdateStatus"] == "Successful",
-        60,
-        "the configuration update",
-    )
+        set_live_environment(clients, function, variables)

@@ -104,8 +104,9 @@ def code_zip(destination: Path) -> Path:
 
 def model_parameters(target: Target, model_uri: str, version: str | None = None) -> dict[str, str]:
     """The template parameters that give the consumer of ``target`` its model: ``DurationModelUri``, ..."""
-    name = target.name.capitalize()
-    return {f"{name}ModelUri": model_uri, **({f"{name}ModelVersion": version} if version else {})}
+    from model_service.model.deploy import stack_parameters
+
+    return stack_parameters(target, "Model", model_uri, version or "")
 
 
 def model_dir_target(model_dir: Path) -> Target:

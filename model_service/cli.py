@@ -69,11 +69,15 @@ def _deploy(args: argparse.Namespace, settings: Settings, uri: str, role: Role) 
         for key, value in overrides.items():
             print(f"{key}={value}")
         return
-    from model_service.model.deploy import redeploy
+    from model_service.model.deploy import check_served, redeploy
 
-    changed = redeploy(boto3.client("cloudformation"), args.stack_name, overrides)
+    cfn = boto3.client("cloudformation")
+    changed = redeploy(cfn, args.stack_name, overrides)
     parameters = ", ".join(f"{key}={value or '(none)'}" for key, value in overrides.items())
     print(f"stack {args.stack_name} {'updated' if changed else 'unchanged, already'}: {parameters}")
+    consumer = f"{model.target.name.capitalize()}{'Shadow' if role == 'Challenger' else ''}Consumer"
+    function = check_served(cfn, boto3.client("lambda"), args.stack_name, consumer, model)
+    print(f"{function} serves version {model.version} from its next batch on")
 
 
 def _challenge(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,6 +7,9 @@ rides (some malformed) to the input stream, shows the predictions, decisions
 and dead letters as they arrive, checks that every ride sent is accounted for
 by each consumer and stops LocalStack, also on Ctrl-C.
 
+``make demo-cycle`` (``cycle``) walks a model change on the local stack:
+see scripts/model_cycle.py.
+
 ``make demo-offline`` (``offline``) needs no AWS at all: the course's sample
 Kinesis event and a few malformed records go through the prediction function
 of each model in TEST_RUN mode, and the prediction and dead-letter events are
@@ -325,13 +328,16 @@ def demo_localstack(port: int) -> Iterator[Any]:
 
 
 def local(args: argparse.Namespace) -> int:
-    """Start LocalStack, train if needed, deploy, stream rides through the stack."""
+    """Start LocalStack, train if needed, deploy, stream rides through the stack (or walk a model change)."""
     from local_stack import aws as local_aws
     from local_stack.server import LocalStackError
+    from scripts.model_cycle import cycle
 
     try:
         with demo_localstack(args.port) as localstack:
             os.environ.update(local_aws.client_environment(localstack.endpoint))
+            if args.mode == "cycle":
+                return cycle(args, localstack.endpoint, ensure_models(), trip_months())
             return stream_rides(args, local_aws, localstack.endpoint, ensure_models())
     except LocalStackError as exc:  # raised only by the start: the port is taken, or LocalStack does not come up
         print(f"error: {exc}", file=sys.stderr)
@@ -340,7 +346,7 @@ def local(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("local", "offline", "train"))
+    parser.add_argument("mode", choices=("local", "cycle", "offline", "train"))
     parser.add_argument("--workdir", type=Path, default=ROOT, help="where data/, artifacts/ and mlflow.db live")
     local_options = parser.add_argument_group("local mode")
     local_options.add_argument("--rides", type=int, default=200, help="rides to send (default 200)")
@@ -362,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(args.workdir)
     # SIGTERM (a CI job cancelled, `kill`) cleans up exactly as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if args.mode == "local":
+    if args.mode in ("local", "cycle"):
         try:
             return local(args)
         except KeyboardInterrupt:

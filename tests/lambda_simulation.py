@@ -103,13 +103,17 @@ class EventSourceSettings:
                 return at_default(nested, value)
 
             properties = nested["Resources"]["Function"]["Properties"]
+            # The consumer's mapping is its own resource, on the function's live alias.
+            (source,) = (
+                r["Properties"] for r in nested["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+            )
         else:
 
             def resolve(value: Any) -> Any:
                 return at_default(template, value)
 
             properties = resource["Properties"]
-        (source,) = (e["Properties"] for e in properties["Events"].values() if e["Type"] == "Kinesis")
+            (source,) = (e["Properties"] for e in properties["Events"].values() if e["Type"] == "Kinesis")
         return cls(
             batch_size=int(resolve(source["BatchSize"])),
             maximum_retry_attempts=int(resolve(source["MaximumRetryAttempts"])),

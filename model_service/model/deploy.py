@@ -13,6 +13,7 @@ the template and every other parameter as they are.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,9 +126,7 @@ def redeploy(cfn: Any, stack_name: str, overrides: dict[str, str], timeout: floa
         for key in sorted(existing)
     ]
     try:
-        cfn.update_stack(
-            StackName=stack_name, UsePreviousTemplate=True, Parameters=parameters, Capabilities=CAPABILITIES
-        )
+        _update(cfn, stack_name, parameters)
     except ClientError as exc:
         if "No updates are to be performed" in str(exc):
             return False
@@ -139,6 +138,60 @@ def redeploy(cfn: Any, stack_name: str, overrides: dict[str, str], timeout: floa
         reasons = "; ".join(failure_reasons(cfn, stack_name)) or "no reason given"
         raise StackUpdateFailed(f"stack {stack_name} did not update: {reasons}") from None
     return True
+
+
+def served_model(lam: Any, function: str) -> tuple[str, str]:
+    """The MODEL_URI and MODEL_VERSION of the version ``function``'s live alias points to: what its stream gets."""
+    version = lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"]
+    configuration = lam.get_function_configuration(FunctionName=function, Qualifier=version)
+    variables = configuration.get("Environment", {}).get("Variables", {})
+    return variables.get("MODEL_URI", ""), variables.get("MODEL_VERSION", "")
+
+
+def check_served(cfn: Any, lam: Any, stack_name: str, consumer: str, model: DeployableModel) -> str:
+    """The function of the nested stack ``consumer`` (DurationConsumer, ...), once it is seen to serve ``model``.
+
+    A stack update can complete without reaching a consumer: CloudFormation
+    may not update a nested stack (LocalStack does not), and a canary may
+    have rolled back. The stream is what counts, so what its live alias
+    serves is what is checked.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        nested = cfn.describe_stack_resource(StackName=stack_name, LogicalResourceId=consumer)
+    except ClientError as exc:  # ValidationError: no such resource
+        raise StackUpdateFailed(f"stack {stack_name} has no consumer {consumer}: {exc}") from None
+    nested_stack = cfn.describe_stacks(StackName=nested["StackResourceDetail"]["PhysicalResourceId"])["Stacks"][0]
+    function = {o["OutputKey"]: o["OutputValue"] for o in nested_stack.get("Outputs", [])}["FunctionName"]
+    served = served_model(lam, function)
+    if served != (model.model_uri, model.version):
+        raise StackUpdateFailed(
+            f"stack {stack_name} updated, but {function}'s live alias still serves {served[0]} version"
+            f" {served[1] or '(derived)'}, not {model.model_uri} version {model.version}: CloudFormation did not"
+            f" update its consumer stack (LocalStack cannot update nested stacks), or a canary rolled back"
+        )
+    return function
+
+
+def _update(cfn: Any, stack_name: str, parameters: list[dict[str, Any]]) -> None:
+    """UpdateStack with the stack's own template: by reference on AWS; by its text where that is refused.
+
+    LocalStack refuses UsePreviousTemplate ("Specify exactly one of
+    'TemplateBody' or 'TemplateUrl'"); the template it keeps is passed back
+    instead. AWS takes the reference, which has no size limit: template.yaml
+    is over the 51,200 bytes a TemplateBody may have.
+    """
+    from botocore.exceptions import ClientError
+
+    update = {"StackName": stack_name, "Parameters": parameters, "Capabilities": CAPABILITIES}
+    try:
+        cfn.update_stack(UsePreviousTemplate=True, **update)
+    except ClientError as exc:
+        if "Specify exactly one of" not in str(exc):
+            raise
+        body = cfn.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
+        cfn.update_stack(TemplateBody=body if isinstance(body, str) else json.dumps(body), **update)
 
 
 def failure_reasons(cfn: Any, stack_name: str) -> list[str]:

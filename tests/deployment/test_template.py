@@ -16,6 +16,7 @@ from local_stack.deploy import parse_template
 from tests.lambda_simulation import EventSourceSettings, at_default
 
 CONSUMERS = ("DurationConsumer", "CostConsumer")
+SHADOWS = ("DurationShadowConsumer", "CostShadowConsumer")
 STREAM_FUNCTIONS = (*CONSUMERS, "DecisionFunction")
 OUTPUT_STREAMS = ("PredictionsStream", "DecisionsStream", "DeadLetterStream")
 ALARM_TOPIC = {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
@@ -72,14 +73,81 @@ def test_no_event_source_gives_a_batch_up_within_the_retention_by_default(functi
 
 def test_the_model_consumers_are_one_template_and_differ_only_in_their_model(template):
     applications = resources(template, "AWS::Serverless::Application")
-    assert set(applications) == set(CONSUMERS)
+    assert set(applications) == {*CONSUMERS, *SHADOWS}
     assert {a["Properties"]["Location"] for a in applications.values()} == {"stacks/model-consumer.yaml"}
     shared = [{k: v for k, v in passed(template, name).items() if k not in PER_CONSUMER} for name in CONSUMERS]
     assert all(parameters == shared[0] for parameters in shared)
     assert [passed(template, name)["ConsumerName"] for name in CONSUMERS] == ["duration", "cost"]
 
 
-@pytest.mark.parametrize("name", CONSUMERS)
+SHADOW_DIFFERS_IN = {
+    "ConsumerName": lambda c: f"{c['ConsumerName']}-shadow",
+    "ModelUri": lambda c: {"Ref": f"{c['ConsumerName'].capitalize()}ChallengerUri"},
+    "ModelVersion": lambda c: {"Ref": f"{c['ConsumerName'].capitalize()}ChallengerVersion"},
+    "PredictionsStreamName": lambda c: {"Ref": "ShadowPredictionsStream"},
+    "DeadLetterStreamName": lambda c: {"Ref": "ShadowDeadLetterStream"},
+    "StartingPosition": lambda c: "LATEST",
+    "Deployment": lambda c: "AllAtOnce",
+}
+"""What a shadow changes of its champion's consumer: its model, its streams, where it starts, how it deploys."""
+
+
+@pytest.mark.parametrize(("champion", "shadow"), list(zip(CONSUMERS, SHADOWS, strict=True)))
+def test_a_shadow_is_its_champions_consumer_with_the_challenger_and_the_shadow_streams(template, champion, shadow):
+    ours, theirs = passed(template, champion), passed(template, shadow)
+    assert {k: v for k, v in theirs.items() if k not in SHADOW_DIFFERS_IN} == {
+        k: v for k, v in ours.items() if k not in SHADOW_DIFFERS_IN
+    }
+    assert {k: theirs[k] for k in SHADOW_DIFFERS_IN} == {k: rule(ours) for k, rule in SHADOW_DIFFERS_IN.items()}
+    condition = template["Resources"][shadow]["Condition"]
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [theirs["ModelUri"], ""]}]}
+
+
+def test_the_shadow_streams_exist_only_while_there_is_a_challenger_and_the_decision_never_reads_them(template):
+    for stream in ("ShadowPredictionsStream", "ShadowDeadLetterStream"):
+        assert template["Resources"][stream]["Condition"] == "HasChallenger"
+    assert template["Conditions"]["HasChallenger"] == {
+        "Fn::Or": [{"Fn::Condition": "HasDurationChallenger"}, {"Fn::Condition": "HasCostChallenger"}]
+    }
+    decision_source = template["Resources"]["DecisionFunction"]["Properties"]["Events"]
+    assert "Shadow" not in str(decision_source)
+
+
+def test_the_event_source_invokes_the_live_alias_of_a_version_published_for_each_model(consumer):
+    resources_ = consumer["Resources"]
+    mapping = resources_["RideEvents"]
+    assert (mapping["Type"], mapping["Properties"]["FunctionName"]) == (
+        "AWS::Lambda::EventSourceMapping",
+        {"Ref": "LiveAlias"},
+    )
+    alias = resources_["LiveAlias"]["Properties"]
+    assert (alias["Name"], alias["FunctionVersion"]) == ("live", {"Fn::GetAtt": ["FunctionVersion", "Version"]})
+    version = resources_["FunctionVersion"]
+    assert version["UpdateReplacePolicy"] == "Retain", "the old version stays for the alias to return to"
+    described = version["Properties"]["Description"]["Fn::Sub"]
+    for setting in ("ModelUri", "ModelVersion", "ImageUri", "MemorySize", "Timeout", "ModelAllowPickle"):
+        assert f"${{{setting}}}" in described, f"a new {setting} must publish a new version"
+    assert "Events" not in resources_["Function"]["Properties"], "$LATEST is never invoked by the stream"
+
+
+def test_a_canary_deployment_is_an_option_rolled_back_by_the_consumers_alarms(template, consumer):
+    assert template["Parameters"]["ConsumerDeployment"]["Default"] == "AllAtOnce"
+    assert {passed(template, name)["Deployment"]["Ref"] for name in CONSUMERS} == {"ConsumerDeployment"}
+    group = consumer["Resources"]["DeploymentGroup"]
+    assert group["Condition"] == "UseCodeDeploy"
+    properties = group["Properties"]
+    assert properties["DeploymentConfigName"] == {"Fn::Sub": "CodeDeployDefault.Lambda${Deployment}"}
+    assert {a["Name"]["Ref"] for a in properties["AlarmConfiguration"]["Alarms"]} == {
+        "ErrorsAlarm",
+        "UnpublishedRecordsAlarm",
+    }
+    assert "DEPLOYMENT_STOP_ON_ALARM" in properties["AutoRollbackConfiguration"]["Events"]
+    condition, update, otherwise = consumer["Resources"]["LiveAlias"]["UpdatePolicy"]["Fn::If"]
+    assert (condition, otherwise) == ("UseCodeDeploy", {"Ref": "AWS::NoValue"})
+    assert update["CodeDeployLambdaAliasUpdate"]["DeploymentGroupName"] == {"Ref": "DeploymentGroup"}
+
+
+@pytest.mark.parametrize("name", [*CONSUMERS, *SHADOWS])
 def test_each_consumer_passes_every_parameter_its_template_needs_and_no_other(template, consumer, name):
     declared = consumer["Parameters"]
     required = {p for p, spec in declared.items() if "Default" not in spec}
@@ -174,8 +242,8 @@ def test_enhanced_fan_out_is_an_option_that_maps_each_consumer_on_its_own_stream
         "AWS::Kinesis::StreamConsumer",
         "UseEnhancedFanOut",
     )
-    source = consumer["Resources"]["Function"]["Properties"]["Events"]["RideEvents"]["Properties"]
-    condition, fan_out, shared = source["Stream"]["Fn::If"]
+    source = consumer["Resources"]["RideEvents"]["Properties"]
+    condition, fan_out, shared = source["EventSourceArn"]["Fn::If"]
     assert (condition, fan_out) == ("UseEnhancedFanOut", {"Ref": "StreamConsumer"})
     assert "stream/${InputStreamName}" in shared["Fn::Sub"]
     statements = consumer["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
