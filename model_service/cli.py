@@ -321,6 +321,13 @@ _CHANGE_DESCRIPTION = (
 )
 
 
+def _add_tracking_uri(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    """The MLflow store a registry command reads and writes: every such command takes it the same way."""
+    parser.add_argument(
+        "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
+    )
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -334,9 +341,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--target", action="append", choices=tuple(RECIPES), help="train only this target's model (repeatable)"
     )
     train.add_argument("--model", choices=MODEL_TYPES, default="linear")
-    train.add_argument(
-        "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
-    )
+    _add_tracking_uri(train, settings)
     train.add_argument("--no-register", action="store_true", help="log the run's model without registering it")
     train.set_defaults(run=_train)
 
@@ -354,9 +359,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "model_uri", help="models:/name/N, models:/name@alias, models:/name/latest or runs:/<run>/<path>"
     )
     resolve.add_argument("--upload-to", metavar="s3://BUCKET/PREFIX", help="copy the model under this S3 prefix")
-    resolve.add_argument(
-        "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
-    )
+    _add_tracking_uri(resolve, settings)
     resolve.add_argument(
         "--allow-pickle",
         action="store_true",
@@ -380,9 +383,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
             "--upload-to", metavar="s3://BUCKET/PREFIX", help="copy the model under this S3 prefix (as resolve)"
         )
         command.add_argument("--stack-name", help="update this stack (template.yaml) to serve it; else print how")
-        command.add_argument(
-            "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
-        )
+        _add_tracking_uri(command, settings)
         command.set_defaults(run=run)
 
     compare = commands.add_parser(
@@ -406,9 +407,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         metavar="X",
         help="exit 1 if the challenger's RMSE on --trips exceeds the champion's by more than X (target's unit)",
     )
-    compare.add_argument(
-        "--tracking-uri", default=settings.tracking_uri, help="MLflow tracking URI (MLFLOW_TRACKING_URI)"
-    )
+    _add_tracking_uri(compare, settings)
     compare.set_defaults(run=_compare)
 
     score = commands.add_parser(
