@@ -69,13 +69,13 @@ def _deploy(args: argparse.Namespace, settings: Settings, uri: str, role: Role) 
         for key, value in overrides.items():
             print(f"{key}={value}")
         return
-    from model_service.model.deploy import check_served, redeploy
+    from model_service.model.deploy import check_served, consumer_resource, redeploy
 
     cfn = boto3.client("cloudformation")
     changed = redeploy(cfn, args.stack_name, overrides)
     parameters = ", ".join(f"{key}={value or '(none)'}" for key, value in overrides.items())
     print(f"stack {args.stack_name} {'updated' if changed else 'unchanged, already'}: {parameters}")
-    consumer = f"{model.target.name.capitalize()}{'Shadow' if role == 'Challenger' else ''}Consumer"
+    consumer = consumer_resource(model.target, role)
     function = check_served(cfn, boto3.client("lambda"), args.stack_name, consumer, model)
     print(f"{function} serves version {model.version} from its next batch on")
 

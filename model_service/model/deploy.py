@@ -99,6 +99,11 @@ def stack_parameters(target: Target, role: Role, uri: str, version: str = "") ->
     return {f"{name}{role}Uri": uri, f"{name}{role}Version": version}
 
 
+def consumer_resource(target: Target, role: Role) -> str:
+    """The template's nested stack that serves ``role`` for ``target``: ``DurationConsumer``, ``CostShadowConsumer``."""
+    return f"{target.name.capitalize()}{'Shadow' if role == 'Challenger' else ''}Consumer"
+
+
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 """What template.yaml needs: roles without names, the SAM transform and its nested consumer stacks."""
 
