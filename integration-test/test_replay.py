@@ -3,9 +3,11 @@
 The template gives nothing up by default, so this deploys a second stack of
 it with MaximumRetryAttempts=0 and a model prefix holding no model: the
 prediction functions cannot start, and the event sources give the batch up to
-their on-failure queues at the first failure. The replay then reads the batch
-back from the input stream and predicts it with the duration model, as the
-duration function would have.
+their on-failure queues at the first failure. The duration model is then put
+where the duration function looks for it, and the replay, given only the
+function's name, reads the function's settings from its live alias, reads the
+batch back from the input stream and predicts it with the duration model, as
+the duration function would have.
 """
 
 from __future__ import annotations
@@ -63,19 +65,20 @@ def test_a_batch_given_up_on_purpose_is_replayed_into_the_predictions_it_would_h
     assert batch["batchSize"] == len(ride_ids)
     assert not StreamTail(clients("kinesis"), stack.predictions_stream).events(), "no prediction came out"
 
-    for name, value in {
-        **client_environment(localstack.endpoint),
-        "INPUT_STREAM_NAME": stack.input_stream,
-        "PREDICTIONS_STREAM_NAME": stack.predictions_stream,
-        "DEAD_LETTER_STREAM_NAME": stack.dead_letter_stream,
-        "MODEL_URI": str(model_dir),
-    }.items():
+    model_uri = local_aws.upload_model(clients, model_dir, "ride-duration", prefix=PARAMETERS["ModelPrefix"])
+    for name, value in client_environment(localstack.endpoint).items():
         monkeypatch.setenv(name, value)
+    for name in ("MODEL_URI", "INPUT_STREAM_NAME", "PREDICTIONS_STREAM_NAME", "DEAD_LETTER_STREAM_NAME"):
+        monkeypatch.delenv(name, raising=False)  # the function's settings, from its live alias, and nothing else
     boto3.setup_default_session()  # the replay's clients read the environment just set
+    function = stack.outputs["DurationFunctionName"]
     with phase("replay"):
-        status = main(["replay", "--queue-url", queue_url])
+        status = main(["replay", "--queue-url", queue_url, "--from-function", function])
     out = capsys.readouterr().out
     assert status == 0, out
+    replaying = out.splitlines()[0]
+    assert replaying.startswith(f"replaying as {function} (its live alias, version "), out
+    assert replaying.endswith(f"): MODEL_URI={model_uri}"), out
     assert "1 replayed and deleted" in out
 
     predictions = StreamTail(clients("kinesis"), stack.predictions_stream).events()

@@ -21,8 +21,9 @@ from dataclasses import dataclass, fields
 
 from model_service.errors import InvalidSetting
 
-DEFAULT_MODEL_URIS = ("models:/ride-duration/latest", "models:/ride-cost/latest")
-"""The models training registers, duration and cost, in the local MLflow store."""
+DEFAULT_MODEL_URIS = ("models:/ride-duration@champion", "models:/ride-cost@champion")
+"""The models that serve, duration and cost: the registry's champions in the local MLflow store (training makes a
+model's first version its champion; ``promote`` and ``rollback`` move it)."""
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -104,6 +105,17 @@ OPTIONAL_TEXTS = {
 
 FLAGS = {"model_allow_pickle": "MODEL_ALLOW_PICKLE", "test_run": "TEST_RUN"}
 LISTS = {"model_uris": "MODEL_URIS", "model_versions": "MODEL_VERSIONS"}
+
+
+def given(variable: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The variable's value when the environment sets it (not empty), else None, whatever its default.
+
+    For a command that must not fall back to a default: replay serves the
+    model the function runs, never ``models:/ride-duration@champion`` by chance.
+    ``environ`` is the process environment unless given (a function's own, say).
+    """
+    env = os.environ if environ is None else environ
+    return env.get(variable) or None
 
 
 def _flag(variable: str, value: str) -> bool:
@@ -212,6 +224,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and check the settings; unset or empty variables keep their local default.
 
+        ``environ`` is the process environment unless given: a deployed function's
+        environment variables give the settings that function runs with.
         Raises InvalidSetting, naming the variable, its value and what it may be.
         """
         env = os.environ if environ is None else environ

@@ -10,20 +10,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from model_service.cli import positive, run
 from model_service.config import Settings
 
+if TYPE_CHECKING:
+    from stream_tools.producer import ProduceReport
+
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
     import signal
     import threading
     from itertools import islice
 
+    from model_service.kinesis import publish as publish_module
     from model_service.kinesis.publish import KinesisPublisher, kinesis_client
     from stream_tools.producer import (
         RETRY_SECONDS,
-        ProduceReport,
+        KinesisUnreachable,
         RideRecord,
         produce,
         rides_from_parquet,
@@ -52,6 +58,11 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     # Ctrl-C ends the run between two PutRecords calls, so the summary still counts every record put.
     interrupted = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    # The summary says what the publisher's log would (re-sent and why, failed), once; an endpoint out of reach is
+    # one error line, not a warning per call.
+    publisher_log = logging.getLogger(publish_module.__name__)
+    log_level = publisher_log.level
+    publisher_log.setLevel(logging.CRITICAL)
     try:
         report = produce(
             publisher,
@@ -61,25 +72,40 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
             on_chunk=progress,
             stop=interrupted.is_set,
         )
+    except KinesisUnreachable as exc:  # one line and status 2 (from main); the summary only if some rides went out
+        if exc.report.sent:
+            _produce_summary(exc.report)
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
-    malformed = ", ".join(f"{kind}: {n}" for kind, n in sorted(report.malformed.items())) or "none"
-    print(f"sent:       {report.sent}")
-    print(f"failed:     {report.failed}")
-    print(f"re-sent:    {report.retried} (entries Kinesis throttled at first)")
-    print(f"malformed:  {sum(report.malformed.values())} ({malformed})")
-    print(f"seconds:    {report.seconds:.2f}")
-    print(f"rides/s:    {report.rides_per_second:,.1f}")
+        publisher_log.setLevel(log_level)
+    _produce_summary(report)
     return 1 if report.failed else 0
 
 
+def _produce_summary(report: ProduceReport) -> None:
+    malformed = ", ".join(f"{kind}: {n}" for kind, n in sorted(report.malformed.items())) or "none"
+    print(f"sent:       {report.sent}")
+    print(f"failed:     {report.failed}")
+    print(f"re-sent:    {report.resent()}")
+    print(f"malformed:  {sum(report.malformed.values())} ({malformed})")
+    print(f"seconds:    {report.seconds:.2f}")
+    print(f"rides/s:    {report.rides_per_second:,.1f}")
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the stream's events; a stream missing at the start, or lost on the way, is one line and status 2."""
     import json
     import time
 
-    from model_service.kinesis.read import StreamTail, reading_client
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    tail = StreamTail(reading_client(), args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
+    from model_service.kinesis.read import StreamTail, reading_client
+    from stream_tools.reach import check_stream, lost
+
+    client = reading_client()
+    check_stream(client, args.stream)
+    tail = StreamTail(client, args.stream, position="TRIM_HORIZON" if args.from_start else "LATEST")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     shown = 0
     try:
@@ -90,25 +116,57 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
     except KeyboardInterrupt:
         return 130
+    except (BotoCoreError, ClientError) as exc:
+        raise lost(exc, client, args.stream) from None
     if args.limit is not None:
         print(f"timed out after {args.timeout:g} s with {shown} of {args.limit} events", file=sys.stderr)
         return 1
     return 0
 
 
+REPLAY_NEEDS_A_MODEL = (
+    "replay needs the model the function runs: give --from-function NAME (reads its live alias) or --model-uri URI"
+)
+
+
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Replay with the function's settings: read from its live alias, or given; never a default model."""
     import dataclasses
 
     import boto3
 
+    from model_service.config import given
+    from model_service.errors import InvalidSetting
     from model_service.kinesis.function import decision_steps, prediction_steps
     from model_service.kinesis.publish import Publishers
     from model_service.kinesis.read import reading_client
     from model_service.service import PredictionService
-    from stream_tools.replay import Replayer
+    from stream_tools.replay import Replayer, function_settings
 
+    function = function_settings(boto3.client("lambda"), args.from_function) if args.from_function else None
+    if function is not None:
+        settings = function.settings
+    runs = given("MODEL_URI", function.environment if function else None)
     if args.function == "prediction":
-        settings = dataclasses.replace(settings, model_uri=args.model_uri)
+        model_uri = args.model_uri or runs
+        if model_uri is None:
+            if function is None:
+                raise InvalidSetting(REPLAY_NEEDS_A_MODEL)
+            raise InvalidSetting(
+                f"{function.function_name} ({function.which}) has no MODEL_URI in its environment: is it a"
+                " prediction function? Give --model-uri URI, or --function decision for the decision function"
+            )
+        settings = dataclasses.replace(settings, model_uri=model_uri)
+    if function is not None:
+        model = ""
+        if args.function == "prediction":
+            model = f": MODEL_URI={settings.model_uri}"
+            if args.model_uri and args.model_uri != runs:
+                model += f" (given by --model-uri; the function runs {runs})"
+        print(f"replaying as {function.function_name} ({function.which}){model}", flush=True)
+        for version, share in function.shares.items():
+            print(f"note: the alias also sends {share:.0%} of the batches to version {version}", flush=True)
+    if args.function == "prediction":
         steps = prediction_steps(PredictionService.from_settings(settings), settings)
     else:
         steps = decision_steps(settings)
@@ -191,14 +249,25 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
             " published. A message that cannot be replayed (not an on-failure record, its records gone or"
             " unreadable) is kept, its reason printed, and the next one goes on. Exit status: 0 when every"
             " message was replayed, 10 + the number kept (up to 99) otherwise, 2 for an error that ends the run."
-            " Streams and model come from the same settings as the function's."
+            " Streams and model are the function's: --from-function reads them from the version its live alias"
+            " runs; else they come from the environment (MODEL_URI, INPUT_STREAM_NAME, ...), and the model must be"
+            " given (MODEL_URI or --model-uri): replay never falls back to a default model."
         ),
     )
     replay.add_argument("--queue-url", required=True, help="the on-failure queue (stack output ...FailedBatchQueueUrl)")
     replay.add_argument(
         "--function", choices=("prediction", "decision"), default="prediction", help="whose queue it is"
     )
-    replay.add_argument("--model-uri", default=settings.model_uri, help="the prediction function's model (MODEL_URI)")
+    replay.add_argument(
+        "--from-function",
+        metavar="NAME",
+        help="the deployed function whose batches these are (stack output ...FunctionName): its live alias' settings",
+    )
+    replay.add_argument(
+        "--model-uri",
+        metavar="URI",
+        help="the prediction function's model (default: the function's, or MODEL_URI); overrides both",
+    )
     replay.add_argument(
         "--seconds-per-batch",
         type=positive(float),
@@ -210,4 +279,12 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser, argv)
+    """Run a command; what the user must fix, and an endpoint out of reach, is one line on stderr and status 2."""
+    from model_service.kinesis.publish import UNREACHABLE_ERRORS
+    from stream_tools.reach import unreachable
+
+    try:
+        return run(build_parser, argv)
+    except UNREACHABLE_ERRORS as exc:  # a call no command expected to fail so: still a connection error, said so
+        print(f"error: {unreachable(exc)}", file=sys.stderr)
+        return 2

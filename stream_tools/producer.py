@@ -7,7 +7,9 @@ generated trips; a chosen fraction is corrupted in one of several ways, so the
 dead-letter path is exercised alongside the prediction path. Records go out
 through the functions' own ``KinesisPublisher``: entries Kinesis throttles are
 sent again until a deadline, and only the ones that never made it count as
-failed.
+failed. Entries sent again are counted by why (throttled, unreachable, or
+Kinesis' error code); a chunk no call of which was answered at all ends the
+run with ``KinesisUnreachable``, instead of counting every record left as failed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_service.errors import InvalidSetting
-from model_service.kinesis.publish import MAX_RECORDS_PER_CALL, SYSTEM_CLOCK, Clock, Deadline, Publisher
+from model_service.errors import InvalidSetting, ServiceError
+from model_service.kinesis.publish import (
+    MAX_RECORDS_PER_CALL,
+    SYSTEM_CLOCK,
+    THROTTLED,
+    UNREACHABLE,
+    Clock,
+    Deadline,
+    Publisher,
+    Unreachable,
+)
 from model_service.model.features import FEATURE_COLUMNS
 from model_service.trips import clean_ids, ride_id_prefix
 
@@ -131,6 +142,9 @@ class ProduceReport:
     failed: int = 0
     """Records still not on the stream after every retry."""
     retried: int = 0
+    """Entries sent again after a transient failure."""
+    retry_reasons: Counter[str] = field(default_factory=Counter)
+    """``retried`` by why: ``throttled``, ``unreachable``, or the error code Kinesis gave."""
     malformed: Counter[str] = field(default_factory=Counter)
     """Malformed records on the stream, by kind."""
     seconds: float = 0.0
@@ -138,6 +152,28 @@ class ProduceReport:
     @property
     def rides_per_second(self) -> float:
         return self.sent / self.seconds if self.seconds else 0.0
+
+    def retry_reasons_text(self) -> str:
+        """``throttled: 10, unreachable: 2``: why entries were sent again, the usual reasons first, then codes."""
+        usual = [reason for reason in (THROTTLED, UNREACHABLE) if self.retry_reasons[reason]]
+        others = sorted(reason for reason, n in self.retry_reasons.items() if n and reason not in usual)
+        return ", ".join(f"{reason}: {self.retry_reasons[reason]}" for reason in usual + others)
+
+    def resent(self) -> str:
+        """``0``, or ``12 (throttled: 10, unreachable: 2)``: the entries sent again, and why."""
+        return f"{self.retried} ({self.retry_reasons_text()})" if self.retried else "0"
+
+
+class KinesisUnreachable(ServiceError, ConnectionError):
+    """No call of a chunk got an answer, until its retries ran out: the endpoint is down or unreachable.
+
+    ``report`` holds what was sent before (the chunk counts as failed).
+    """
+
+    def __init__(self, where: Unreachable, report: ProduceReport) -> None:
+        self.where = where
+        self.report = report
+        super().__init__(f"cannot reach Kinesis at {where.endpoint} ({where.reason})")
 
 
 def chunk_size(rate: float | None) -> int:
@@ -162,6 +198,9 @@ def produce(
     the n-th leaves no earlier than ``start + n / rate``, so slow calls are
     caught up on instead of lowering the rate. ``on_chunk`` gets the running
     totals and the records of the chunk just put.
+
+    Raises KinesisUnreachable when no call of a chunk was answered, however
+    often it was sent again until ``retry_seconds`` were up.
     """
     if rate is not None and rate <= 0:
         raise InvalidSetting(f"the rate must be positive, not {rate}")
@@ -178,8 +217,11 @@ def produce(
         report.sent += len(put)
         report.failed += len(lost)
         report.retried += result.retried
+        report.retry_reasons.update(result.retry_reasons)
         report.malformed.update(r.malformed for r in put if r.malformed)
         position += len(chunk)
         report.seconds = clock.monotonic() - started
+        if result.unreachable is not None:
+            raise KinesisUnreachable(result.unreachable, report)
         on_chunk(report, put)
     return report

@@ -8,24 +8,89 @@ processor, so they become the same events, with the same event_ids, as they
 would have. A message is deleted only once every record of its batch is
 accounted for: published as an output event or as a dead letter.
 
+It runs with the function's own settings: ``function_settings`` reads them
+from the environment of the version the function's ``live`` alias runs, as
+the function itself reads them at start-up.
+
 What ``python -m stream_tools replay`` runs.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from botocore.exceptions import ClientError
 
+from model_service.config import Settings
+from model_service.errors import InvalidSetting
 from model_service.kinesis.processor import StreamBatchProcessor
-from model_service.kinesis.publish import SYSTEM_CLOCK, Clock, Deadline
+from model_service.kinesis.publish import SYSTEM_CLOCK, UNREACHABLE_ERRORS, Clock, Deadline, connection_reason
 from stream_tools.local_invoke import kinesis_record
+from stream_tools.reach import CannotReach, endpoint_of
 
 MAX_MESSAGES_PER_RECEIVE = 10
 """SQS's limit."""
+
+LIVE_ALIAS = "live"
+"""The alias a consumer's event source mapping invokes (stacks/model-consumer.yaml): what the function runs."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """A deployed function's settings: the environment of the version its live alias runs, read as it reads it."""
+
+    function_name: str
+    version: str
+    """The version read: the live alias' (its main one), or ``$LATEST`` for a function without the alias."""
+    aliased: bool
+    """Whether the function has a live alias (the decision function has none: its $LATEST runs)."""
+    environment: Mapping[str, str]
+    settings: Settings
+    shares: Mapping[str, float] = field(default_factory=dict)
+    """Other versions the alias sends a share of the batches to (weighted routing), by version."""
+
+    @property
+    def which(self) -> str:
+        """``its live alias, version 3``, or ``no live alias: its $LATEST``."""
+        if self.aliased:
+            return f"its {LIVE_ALIAS} alias, version {self.version}"
+        return f"no {LIVE_ALIAS} alias: its $LATEST"
+
+
+def function_settings(lambda_client: Any, function_name: str) -> FunctionSettings:
+    """The settings ``function_name`` runs with: its live alias' version's environment variables.
+
+    Raises InvalidSetting for a function that does not exist or cannot be
+    read, CannotReach when Lambda's endpoint does not answer.
+    """
+    try:
+        try:
+            alias = lambda_client.get_alias(FunctionName=function_name, Name=LIVE_ALIAS)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            alias = None
+        version = alias["FunctionVersion"] if alias else "$LATEST"
+        configuration = lambda_client.get_function_configuration(FunctionName=function_name, Qualifier=version)
+    except UNREACHABLE_ERRORS as exc:
+        raise CannotReach("Lambda", endpoint_of(lambda_client), connection_reason(exc)) from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ResourceNotFoundException":
+            where = endpoint_of(lambda_client)
+            raise InvalidSetting(f"--from-function {function_name}: no such Lambda function at {where}") from None
+        raise InvalidSetting(
+            f"--from-function {function_name}: its settings cannot be read: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    environment = dict(configuration.get("Environment", {}).get("Variables", {}))
+    shares = (alias or {}).get("RoutingConfig", {}).get("AdditionalVersionWeights", {})
+    return FunctionSettings(
+        function_name, version, alias is not None, environment, Settings.from_env(environment), dict(shares)
+    )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,12 @@ one attempt per call, since its own retries know no deadline; a call is
 given up on after connect + read timeout of wall-clock time (boto3's own
 timeouts bound each socket operation, not the call), and no call starts
 unless that bound fits before the deadline.
+
+Every entry sent again is counted with why (``PublishResult.retry_reasons``):
+``throttled``, ``unreachable`` (no connection, or no answer in time), or the
+error code Kinesis gave. A publish in which no call was answered at all says
+where it called and why it got nothing (``PublishResult.unreachable``): a tool
+can then say the endpoint is down rather than count failed records.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import random
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -35,12 +42,17 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     CredentialRetrievalError,
+    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from model_service.errors import InvalidSetting, StreamUnavailable
 from model_service.kinesis.records import MAX_RECORD_BYTES, record_size
@@ -83,11 +95,56 @@ MIN_PAUSE_SECONDS = 0.001
 RECORD_ERRORS = frozenset({"ValidationException", "InvalidArgumentException"})
 """Codes of a request Kinesis refuses for what it holds: some entry is at fault, and sending it again cannot help."""
 
+THROTTLING_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "LimitExceededException",
+        "KMSThrottlingException",
+    }
+)
+"""Codes of a refusal for going too fast: entries refused so are re-sent as ``throttled``."""
+
+THROTTLED = "throttled"
+UNREACHABLE = "unreachable"
+"""The two usual reasons an entry is sent again; any other reason is the error code Kinesis gave."""
+
 logger = logging.getLogger(__name__)
 
 
 class CallTimedOut(TimeoutError):
     """A PutRecords call that did not answer within its bound; caught here, as a transient failure."""
+
+
+UNREACHABLE_ERRORS = (BotoConnectionError, HTTPClientError, CallTimedOut)
+"""No answer from the endpoint: no connection (refused, no such host, connect timeout), or none in time."""
+
+
+def connection_reason(exc: BaseException) -> str:
+    """A few words on why an endpoint gave no answer: ``connection refused``, ``no answer within 7 s``, ..."""
+    cause = str(getattr(exc, "kwargs", {}).get("error", ""))
+    if isinstance(exc, EndpointConnectionError):
+        if "refused" in cause.lower():
+            return "connection refused"
+        if any(words in cause for words in ("resolve", "not known", "nodename", "getaddrinfo")):
+            return "its host name does not resolve"
+        return "no connection"
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        kind = "connect" if isinstance(exc, ConnectTimeoutError) else "read"
+        seconds = re.search(rf"{kind} timeout=([0-9.]+)", cause)
+        bound = f"{float(seconds[1]):g} s" if seconds else f"the {kind} timeout"
+        return f"no connection within {bound}" if kind == "connect" else f"no answer within {bound}"
+    if isinstance(exc, CallTimedOut):
+        return str(exc)
+    if isinstance(exc, HTTPClientError):
+        return "the connection was closed"
+    return type(exc).__name__
+
+
+def retry_reason(code: str) -> str:
+    """What an entry refused with ``code`` is re-sent as: ``throttled``, or the code itself."""
+    return THROTTLED if code in THROTTLING_ERRORS else code
 
 
 class Publishable(Protocol):
@@ -140,6 +197,14 @@ class RemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class Unreachable:
+    """No call of a publish got an answer: the endpoint called, and why nothing came back (in a few words)."""
+
+    endpoint: str
+    reason: str
+
+
 @dataclass
 class PublishResult(Generic[R]):
     failed: list[R] = field(default_factory=list)
@@ -148,6 +213,10 @@ class PublishResult(Generic[R]):
     """Refused by Kinesis for what they are, with the reason; sending them again cannot help."""
     retried: int = 0
     """How many entries were sent again after a transient failure."""
+    retry_reasons: Counter[str] = field(default_factory=Counter)
+    """``retried`` by why: ``throttled``, ``unreachable``, or Kinesis' error code; the counts add up to it."""
+    unreachable: Unreachable | None = None
+    """Set when records failed and no call was answered at all: the endpoint is down or unreachable."""
 
 
 class Publisher(Protocol):
@@ -162,6 +231,20 @@ def entry(record: R) -> _Entry[R]:
     """The record encoded once, with what a PutRecords call needs of it."""
     data, key = record.payload(), record.partition_key
     return record, {"Data": data, "PartitionKey": key}, record_size(data, key)
+
+
+@dataclass
+class _Publishing(Generic[R]):
+    """One publish under way: its deadline and result, and what its calls have met so far."""
+
+    deadline: Deadline
+    result: PublishResult[R]
+    why: Counter[str] = field(default_factory=Counter)
+    """The current attempt's entries to send again, by reason."""
+    answered: bool = False
+    """Some call got an answer from Kinesis (success or error)."""
+    no_answer: str | None = None
+    """Why the last call that got no answer got none."""
 
 
 def chunks(entries: Sequence[_Entry[R]]) -> Iterator[list[_Entry[R]]]:
@@ -201,6 +284,11 @@ class KinesisPublisher:
         self.max_delay = max_delay
         self._jitter = jitter
 
+    @property
+    def endpoint(self) -> str:
+        """Where the client calls Kinesis: ``https://kinesis.<region>.amazonaws.com``, or an override."""
+        return str(self.client.meta.endpoint_url).rstrip("/")
+
     def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]:
         result: PublishResult[R] = PublishResult()
         pending: list[_Entry[R]] = []
@@ -210,6 +298,7 @@ class KinesisPublisher:
                 result.rejected.append((item[0], f"the record takes {item[2]} bytes with its partition key, {limit}"))
             else:
                 pending.append(item)
+        run = _Publishing(deadline, result)
         attempt = 0
         while pending:
             if attempt:
@@ -218,7 +307,9 @@ class KinesisPublisher:
                     break
                 deadline.clock.sleep(pause)
                 result.retried += len(pending)
-            pending = self._put_all(pending, deadline, result)
+                result.retry_reasons.update(run.why)
+            run.why = Counter()
+            pending = self._put_all(pending, run)
             attempt += 1
         if pending:
             logger.error(
@@ -229,6 +320,8 @@ class KinesisPublisher:
                 self.call_seconds,
             )
             result.failed.extend(item[0] for item in pending)
+            if not run.answered and run.no_answer is not None:
+                result.unreachable = Unreachable(self.endpoint, run.no_answer)
         return result
 
     def _fits(self, deadline: Deadline) -> bool:
@@ -247,37 +340,45 @@ class KinesisPublisher:
         delay = self._jitter() * min(self.max_delay, self.base_delay * 2 ** min(attempt, 32))
         return min(spare, max(MIN_PAUSE_SECONDS, delay))
 
-    def _put_all(self, pending: list[_Entry[R]], deadline: Deadline, result: PublishResult[R]) -> list[_Entry[R]]:
+    def _put_all(self, pending: list[_Entry[R]], run: _Publishing[R]) -> list[_Entry[R]]:
         left: list[_Entry[R]] = []
         for chunk in chunks(pending):
-            left.extend(self._put(chunk, deadline, result, whole=True) if self._fits(deadline) else chunk)
+            left.extend(self._put(chunk, run, whole=True) if self._fits(run.deadline) else chunk)
         return left
 
-    def _put(
-        self, chunk: list[_Entry[R]], deadline: Deadline, result: PublishResult[R], whole: bool = False
-    ) -> list[_Entry[R]]:
-        """One PutRecords call; returns the entries to send again, records rejected ones in ``result``.
+    def _put(self, chunk: list[_Entry[R]], run: _Publishing[R], whole: bool = False) -> list[_Entry[R]]:
+        """One PutRecords call; returns the entries to send again (counted by why), records rejected ones.
 
         ``whole``: the chunk is a call of its own, not a half of a refused one.
         """
         try:
             response = self._call(chunk)
         except ClientError as exc:
+            run.answered = True
             error = exc.response.get("Error", {})
             code, message = error.get("Code", "Unknown"), error.get("Message", "")
             if code in ENVIRONMENT_ERRORS:
                 raise StreamUnavailable(self.stream_name, code, message) from exc
             if code in RECORD_ERRORS:
-                return self._narrow_refused(chunk, code, message, deadline, result, whole)
+                return self._narrow_refused(chunk, code, message, run, whole)
             logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, code, len(chunk))
+            run.why[retry_reason(code)] += len(chunk)
             return chunk
         except ParamValidationError as exc:  # botocore's own check of the request, made before sending it
-            return self._narrow(chunk, f"the request is invalid: {exc}", deadline, result)
+            return self._narrow(chunk, f"the request is invalid: {exc}", run)
         except CREDENTIAL_ERRORS as exc:
             raise StreamUnavailable(self.stream_name, type(exc).__name__, str(exc)) from exc
-        except (BotoCoreError, CallTimedOut) as exc:  # refused, reset, timed out: the call may not have reached Kinesis
+        except UNREACHABLE_ERRORS as exc:  # refused, reset, timed out: the call may not have reached Kinesis
             logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, exc, len(chunk))
+            run.no_answer = connection_reason(exc)
+            run.why[UNREACHABLE] += len(chunk)
             return chunk
+        except BotoCoreError as exc:  # an answer botocore could not read, say
+            run.answered = True
+            logger.warning("PutRecords to %s failed (%s); %d entries to send again", self.stream_name, exc, len(chunk))
+            run.why[type(exc).__name__] += len(chunk)
+            return chunk
+        run.answered = True
         answers = response.get("Records", [])
         if len(answers) != len(chunk):
             logger.warning(
@@ -286,6 +387,7 @@ class KinesisPublisher:
                 len(answers),
                 len(chunk),
             )
+            run.why["incomplete answer"] += len(chunk)
             return chunk
         failed: list[_Entry[R]] = []
         for item, answer in zip(chunk, answers, strict=True):
@@ -294,8 +396,9 @@ class KinesisPublisher:
                 if code in ENVIRONMENT_ERRORS:
                     raise StreamUnavailable(self.stream_name, code, message)
                 if code in RECORD_ERRORS:
-                    result.rejected.append((item[0], f"Kinesis refused the record: {code}: {message}"))
+                    run.result.rejected.append((item[0], f"Kinesis refused the record: {code}: {message}"))
                 else:
+                    run.why[retry_reason(code)] += 1
                     failed.append(item)
         if failed:
             codes = sorted({a["ErrorCode"] for a in answers if a.get("ErrorCode")})
@@ -331,7 +434,7 @@ class KinesisPublisher:
         return outcome["response"]
 
     def _narrow_refused(
-        self, chunk: list[_Entry[R]], code: str, message: str, deadline: Deadline, result: PublishResult[R], whole: bool
+        self, chunk: list[_Entry[R]], code: str, message: str, run: _Publishing[R], whole: bool
     ) -> list[_Entry[R]]:
         """Narrow a call Kinesis refused for what it holds; raise unless some record of it went out.
 
@@ -344,8 +447,9 @@ class KinesisPublisher:
         retries end it in the on-failure queue, not in a dead letter.
         """
         reason = f"Kinesis refused the record: {code}: {message}"
+        result = run.result
         before = len(result.rejected)
-        left = self._narrow(chunk, reason, deadline, result)
+        left = self._narrow(chunk, reason, run)
         refused = result.rejected[before:]
         same = f"Kinesis refused the record: {code}:"
         if whole and len(refused) == len(chunk) and all(r.startswith(same) for _, r in refused):
@@ -354,17 +458,15 @@ class KinesisPublisher:
             raise StreamUnavailable(self.stream_name, code, why)
         return left
 
-    def _narrow(
-        self, chunk: list[_Entry[R]], reason: str, deadline: Deadline, result: PublishResult[R]
-    ) -> list[_Entry[R]]:
+    def _narrow(self, chunk: list[_Entry[R]], reason: str, run: _Publishing[R]) -> list[_Entry[R]]:
         """Halve a refused call until the entries at fault are alone; the rest are put on the way."""
         if len(chunk) == 1:
-            result.rejected.append((chunk[0][0], reason))
+            run.result.rejected.append((chunk[0][0], reason))
             return []
         middle = len(chunk) // 2
         left: list[_Entry[R]] = []
         for half in (chunk[:middle], chunk[middle:]):
-            left.extend(self._put(half, deadline, result) if self._fits(deadline) else half)
+            left.extend(self._put(half, run) if self._fits(run.deadline) else half)
         return left
 
 

@@ -72,11 +72,15 @@ def _as_event(data: bytes) -> dict[str, Any]:
 
 
 def reading_client() -> Any:
-    """A Kinesis client for reading, with boto3's standard retries (a tool, not bound to a deadline)."""
+    """A Kinesis client for reading, with boto3's standard retries (a tool, not bound to a deadline).
+
+    Timeouts of seconds, not botocore's 60: an endpoint that stops answering is
+    noticed while someone still watches the tool.
+    """
     import boto3
     from botocore.config import Config
 
-    return boto3.client("kinesis", config=Config(retries={"mode": "standard"}))
+    return boto3.client("kinesis", config=Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=10))
 
 
 def read_all(client: Any, stream_name: str, since: datetime | None = None) -> list[dict[str, Any]]:

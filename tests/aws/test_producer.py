@@ -16,6 +16,8 @@ from model_service.sample_data import make_trips
 from stream_tools.cli import main
 from stream_tools.producer import (
     MALFORMED,
+    KinesisUnreachable,
+    ProduceReport,
     RideRecord,
     chunk_size,
     produce,
@@ -23,6 +25,7 @@ from stream_tools.producer import (
     rides_from_trips,
     with_malformed,
 )
+from tests.endpoints import aws_at, closed_port, refused, silent_endpoint
 from tests.faults import KinesisFaults, failing_entries
 from tests.lambda_simulation import SimulatedClock
 from tests.streams import read_stream
@@ -244,3 +247,111 @@ def test_the_produce_command_refuses_a_fraction_above_one(stream, capsys):
     with pytest.raises(SystemExit):
         main(["produce", "--stream", INPUT, "--malformed-fraction", "2"])
     assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_entries_re_sent_are_counted_by_why(stream):
+    records = valid_records(10)
+    KinesisFaults(stream, [failing_entries(lambda data, attempt: data == records[3].data and attempt == 1)])
+    report = produce(publisher(stream), records, clock=FakeClock())
+    assert report.retry_reasons == {"throttled": 1}
+
+
+@pytest.mark.parametrize(
+    ("reasons", "line"),
+    [
+        ({}, "0"),
+        ({"throttled": 10, "unreachable": 2}, "12 (throttled: 10, unreachable: 2)"),
+        (
+            {"unreachable": 2, "InternalFailure": 3, "throttled": 1},
+            "6 (throttled: 1, unreachable: 2, InternalFailure: 3)",
+        ),
+    ],
+)
+def test_re_sent_reads_the_count_then_why_the_usual_reasons_first(reasons, line):
+    report = ProduceReport(retried=sum(reasons.values()), retry_reasons=Counter(reasons))
+    assert report.resent() == line
+
+
+def test_a_chunk_no_call_of_which_is_answered_ends_the_run_saying_where_and_why(stream):
+    records = valid_records(6)
+    faults = KinesisFaults(stream, rules=[], on_call=lambda call: None)
+
+    def go_away(call) -> None:
+        if len(faults.calls) > 1:
+            raise refused("https://kinesis.us-east-1.amazonaws.com")
+
+    faults.on_call = go_away
+    with pytest.raises(KinesisUnreachable) as raised:
+        produce(publisher(stream), records, rate=20, retry_seconds=10, clock=FakeClock())
+    assert str(raised.value) == "cannot reach Kinesis at https://kinesis.us-east-1.amazonaws.com (connection refused)"
+    assert (raised.value.report.sent, raised.value.report.failed) == (2, 2), "what was sent before, then the chunk"
+
+
+def with_faults(monkeypatch, *rules, on_call=None) -> list[KinesisFaults]:
+    """Let the produce command's own Kinesis client meet ``rules`` (the faults hook, made when it makes its client)."""
+    from model_service.kinesis import publish
+
+    made: list[KinesisFaults] = []
+    real = publish.kinesis_client
+
+    def client(settings, **options):
+        kinesis = real(settings, **options)
+        faults = KinesisFaults(kinesis, list(rules))
+        if on_call is not None:
+            faults.on_call = lambda call: on_call(faults, call)
+        made.append(faults)
+        return kinesis
+
+    monkeypatch.setattr(publish, "kinesis_client", client)
+    return made
+
+
+def test_the_summary_says_re_sent_0_when_nothing_was_sent_again(stream, capsys):
+    assert main(["produce", "--stream", INPUT, "--generated", "5"]) == 0
+    assert "re-sent:    0\n" in capsys.readouterr().out
+
+
+def test_the_summary_says_how_many_were_re_sent_and_why(stream, monkeypatch, capsys):
+    with_faults(monkeypatch, failing_entries(lambda data, attempt: attempt == 1 and json.loads(data)["ride_id"] == 1))
+    assert main(["produce", "--stream", INPUT, "--generated", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "re-sent:    1 (throttled: 1)\n" in out
+    assert "sent:       5\n" in out
+
+
+def test_produce_to_an_endpoint_that_refuses_is_one_error_line_and_status_2(monkeypatch, capsys):
+    endpoint = closed_port()
+    aws_at(monkeypatch, endpoint)
+    status = main(["produce", "--stream", INPUT, "--generated", "3", "--retry-seconds", "8"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err.splitlines()[-1] == f"error: cannot reach Kinesis at {endpoint} (connection refused)"
+    assert "Traceback" not in captured.err
+    assert captured.out == "", "nothing was sent: no summary"
+
+
+def test_produce_to_an_endpoint_that_never_answers_is_one_error_line_and_status_2(monkeypatch, capsys):
+    monkeypatch.setenv("KINESIS_CONNECT_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("KINESIS_READ_TIMEOUT_SECONDS", "0.2")
+    with silent_endpoint() as endpoint:
+        aws_at(monkeypatch, endpoint)
+        status = main(["produce", "--stream", INPUT, "--generated", "3", "--retry-seconds", "0.5"])
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert status == 2
+    assert error.startswith(f"error: cannot reach Kinesis at {endpoint} (no answer within")
+
+
+def test_kinesis_going_away_mid_run_prints_the_summary_then_one_error_line(stream, monkeypatch, capsys):
+    def go_away(faults, call) -> None:
+        if len(faults.calls) > 1:
+            raise refused("https://kinesis.us-east-1.amazonaws.com")
+
+    with_faults(monkeypatch, on_call=go_away)
+    status = main(["produce", "--stream", INPUT, "--generated", "4", "--rate", "20", "--retry-seconds", "7.1"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "sent:       2\n" in captured.out
+    assert "re-sent:    " in captured.out
+    assert captured.err.splitlines()[-1] == (
+        "error: cannot reach Kinesis at https://kinesis.us-east-1.amazonaws.com (connection refused)"
+    )

@@ -16,12 +16,14 @@ from model_service.kinesis.publish import (
     CollectingPublisher,
     Deadline,
     KinesisPublisher,
+    Unreachable,
     chunks,
     entry,
     kinesis_client,
 )
 from model_service.kinesis.records import MAX_RECORD_BYTES
-from tests.faults import KinesisFaults, ShortResponse, failing_calls, failing_entries
+from tests.endpoints import aws_at, closed_port, refused, silent_endpoint
+from tests.faults import EntryErrors, KinesisFaults, ShortResponse, failing_calls, failing_entries
 from tests.lambda_simulation import SimulatedClock
 from tests.streams import read_stream
 
@@ -217,3 +219,68 @@ def test_the_collecting_publisher_keeps_what_it_is_given_until_taken(clock):
     collector.publish(records(2), Deadline.after(1, clock))
     assert collector.take() == records(2)
     assert collector.take() == []
+
+
+def test_entries_sent_again_are_counted_by_why_throttled_or_the_code_kinesis_gave(kinesis, faults, clock):
+    codes = [None, "ProvisionedThroughputExceededException", None, "InternalFailure", None]
+    faults.rules.append(lambda call: EntryErrors(codes) if len(faults.calls) == 1 else None)
+    result = publisher(kinesis).publish(records(5), Deadline.after(60, clock))
+    assert result.retried == 2
+    assert result.retry_reasons == {"throttled": 1, "InternalFailure": 1}
+    assert result.unreachable is None
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("ProvisionedThroughputExceededException", "throttled"),
+        ("ThrottlingException", "throttled"),
+        ("LimitExceededException", "throttled"),
+        ("ServiceUnavailable", "ServiceUnavailable"),
+    ],
+)
+def test_a_call_failing_whole_counts_each_of_its_entries_sent_again_by_its_code(kinesis, faults, clock, code, reason):
+    faults.rules.append(failing_calls(code, when=lambda call: len(faults.calls) == 1))
+    result = publisher(kinesis).publish(records(3), Deadline.after(60, clock))
+    assert (result.retried, result.retry_reasons) == (3, {reason: 3})
+
+
+def test_a_short_answer_counts_its_entries_sent_again_as_an_incomplete_answer(kinesis, faults, clock):
+    faults.rules.append(lambda call: ShortResponse(2) if len(faults.calls) == 1 else None)
+    result = publisher(kinesis).publish(records(3), Deadline.after(60, clock))
+    assert result.retry_reasons == {"incomplete answer": 3}
+
+
+def test_an_endpoint_that_refuses_every_call_is_unreachable_with_where_and_why(monkeypatch, clock):
+    endpoint = closed_port()
+    aws_at(monkeypatch, endpoint)
+    result = publisher(kinesis_client(Settings())).publish(records(3), Deadline.after(8, clock))
+    assert len(result.failed) == 3
+    assert result.unreachable == Unreachable(endpoint, "connection refused")
+    assert set(result.retry_reasons) == {"unreachable"}
+    assert result.retry_reasons["unreachable"] == result.retried > 0
+
+
+def test_an_endpoint_that_never_answers_is_unreachable_for_want_of_an_answer(monkeypatch):
+    with silent_endpoint() as endpoint:
+        aws_at(monkeypatch, endpoint)
+        settings = Settings(kinesis_connect_timeout_seconds=0.2, kinesis_read_timeout_seconds=0.2)
+        result = publisher(kinesis_client(settings)).publish(records(1), Deadline.after(0.5))
+    assert result.unreachable is not None
+    assert result.unreachable.endpoint == endpoint
+    assert result.unreachable.reason.startswith("no answer within")
+
+
+def test_an_endpoint_that_answered_once_is_not_called_unreachable_when_it_stops(kinesis, faults, clock):
+    faults.rules.append(failing_entries(lambda data, attempt: True))  # every entry throttled while it answers
+
+    def go_away(call) -> None:
+        if len(faults.calls) > 1:
+            raise refused("https://kinesis.us-east-1.amazonaws.com")
+
+    faults.on_call = go_away
+    result = publisher(kinesis).publish(records(2), Deadline.after(20, clock))
+    assert len(result.failed) == 2
+    assert result.unreachable is None, "Kinesis answered (throttled): not an endpoint out of reach"
+    assert result.retry_reasons["throttled"] == 2
+    assert result.retry_reasons["unreachable"] == result.retried - 2 > 0

@@ -185,3 +185,153 @@ def test_a_model_that_cannot_load_stops_before_reading_the_queue(streams, queue,
     assert main(["replay", "--queue-url", queue, "--model-uri", str(tmp_path / "missing.bin")]) == 2
     assert "missing.bin" in capsys.readouterr().err
     assert messages_left(queue) == 1
+
+
+def test_without_a_model_replay_refuses_and_says_what_to_give(streams, queue, monkeypatch, capsys):
+    give_up(streams, queue, INPUT, put(streams, INPUT, RIDES))
+    monkeypatch.delenv("MODEL_URI")
+    assert main(["replay", "--queue-url", queue]) == 2
+    assert capsys.readouterr().err == (
+        "error: replay needs the model the function runs:"
+        " give --from-function NAME (reads its live alias) or --model-uri URI\n"
+    )
+    assert messages_left(queue) == 1, "nothing replayed with a model picked by default"
+
+
+def deploy_function(
+    name: str, *environments: dict[str, str], live: str | None = "1", shares: dict[str, float] | None = None
+) -> None:
+    """A Lambda function with a published version per environment, in order; its live alias on ``live`` if given.
+
+    ``shares``: other versions the alias sends a share of the batches to, as in a canary deployment.
+    """
+    import io
+    import zipfile
+
+    role = boto3.client("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("lambda_function.py", "def lambda_handler(event, context): pass\n")
+    functions = boto3.client("lambda")
+    functions.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="lambda_function.lambda_handler",
+        Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": environments[0]},
+    )
+    functions.publish_version(FunctionName=name)
+    for environment in environments[1:]:
+        functions.update_function_configuration(FunctionName=name, Environment={"Variables": environment})
+        functions.publish_version(FunctionName=name)
+    if live is not None:
+        routing = {"RoutingConfig": {"AdditionalVersionWeights": shares}} if shares else {}
+        functions.create_alias(FunctionName=name, Name="live", FunctionVersion=live, **routing)
+
+
+FUNCTION = "ride-duration-demo-duration"
+FUNCTION_INPUT = "fn_ride_events"
+FUNCTION_PREDICTIONS = "fn_ride_predictions"
+
+
+@pytest.fixture
+def deployed(streams, monkeypatch, mlflow_model_dir, tmp_path) -> dict[str, str]:
+    """The duration function as the stack deploys it, on streams of its own; this shell sets none of its settings.
+
+    Its live alias runs version 1; version 2, not live yet, names a model that is not there.
+    """
+    for stream in (FUNCTION_INPUT, FUNCTION_PREDICTIONS):
+        streams.create_stream(StreamName=stream, ShardCount=1)
+    for name in ("MODEL_URI", "INPUT_STREAM_NAME", "PREDICTIONS_STREAM_NAME", "DEAD_LETTER_STREAM_NAME"):
+        monkeypatch.delenv(name)
+    live = {
+        "MODEL_URI": str(mlflow_model_dir),
+        "CONSUMER_NAME": "duration",
+        "INPUT_STREAM_NAME": FUNCTION_INPUT,
+        "PREDICTIONS_STREAM_NAME": FUNCTION_PREDICTIONS,
+        "DEAD_LETTER_STREAM_NAME": DEAD_LETTERS,
+        "TEST_RUN": "false",
+    }
+    deploy_function(FUNCTION, live, {**live, "MODEL_URI": str(tmp_path / "not-deployed-yet")})
+    return live
+
+
+def test_from_function_replays_with_the_settings_its_live_alias_runs_and_says_so(streams, queue, deployed, capsys):
+    landed = put(streams, FUNCTION_INPUT, RIDES)
+    give_up(streams, queue, FUNCTION_INPUT, landed)
+
+    assert main(["replay", "--queue-url", queue, "--from-function", FUNCTION]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"replaying as {FUNCTION} (its live alias, version 1): MODEL_URI={deployed['MODEL_URI']}"
+    predictions = read_events(streams, FUNCTION_PREDICTIONS)
+    assert [p["prediction"]["ride_id"] for p in predictions] == [f"lost-{i}" for i in range(5)]
+    assert (
+        predictions[0]["event_id"] == f"{FUNCTION_INPUT}:{landed[0]['ShardId']}:{landed[0]['SequenceNumber']}/duration"
+    )
+    assert messages_left(queue) == 0
+
+
+def test_a_live_alias_shared_with_another_version_is_noted_after_the_line(streams, queue, monkeypatch, capsys):
+    monkeypatch.delenv("MODEL_URI")
+    environment = {"MODEL_URI": "s3://models/ride-duration/1", "INPUT_STREAM_NAME": "elsewhere"}
+    deploy_function(
+        "canary", environment, {**environment, "MODEL_URI": "s3://models/ride-duration/2"}, shares={"2": 0.1}
+    )
+    main(["replay", "--queue-url", queue, "--from-function", "canary"])
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "replaying as canary (its live alias, version 1): MODEL_URI=s3://models/ride-duration/1",
+        "note: the alias also sends 10% of the batches to version 2",
+    ]
+
+
+def test_model_uri_overrides_the_functions_model_and_the_line_says_so(
+    streams, queue, deployed, mlflow_model_dir, tmp_path, capsys
+):
+    give_up(streams, queue, FUNCTION_INPUT, put(streams, FUNCTION_INPUT, RIDES))
+    other = tmp_path / "missing.bin"
+    assert main(["replay", "--queue-url", queue, "--from-function", FUNCTION, "--model-uri", str(other)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == (
+        f"replaying as {FUNCTION} (its live alias, version 1): MODEL_URI={other}"
+        f" (given by --model-uri; the function runs {mlflow_model_dir})"
+    )
+    assert "missing.bin" in captured.err, "the model given, not the function's, was loaded"
+
+
+def test_from_function_naming_no_function_is_one_line_and_status_2(streams, queue, capsys):
+    assert main(["replay", "--queue-url", queue, "--from-function", "no-such-function"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --from-function no-such-function: no such Lambda function at https://lambda.us-east-1.amazonaws.com\n"
+    )
+
+
+def test_from_function_whose_environment_names_no_model_is_refused_not_given_a_default(streams, queue, capsys):
+    deploy_function("ride-duration-demo-decision", {"DECISIONS_STREAM_NAME": DECISIONS}, live=None)
+    assert main(["replay", "--queue-url", queue, "--from-function", "ride-duration-demo-decision"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: ride-duration-demo-decision (no live alias: its $LATEST) has no MODEL_URI in its environment"
+    )
+
+
+def test_from_function_without_a_live_alias_replays_with_its_latest_settings(streams, queue, monkeypatch, capsys):
+    monkeypatch.delenv("DECISIONS_STREAM_NAME")
+    streams.create_stream(StreamName="fn_ride_decisions", ShardCount=1)
+    environment = {"PREDICTIONS_STREAM_NAME": PREDICTIONS, "DECISIONS_STREAM_NAME": "fn_ride_decisions"}
+    deploy_function("ride-duration-demo-decision", environment, live=None)
+    prediction = {
+        "model": "ride_duration_prediction_model",
+        "version": "1",
+        "prediction": {"ride_duration": 50.0, "ride_id": 7},
+        "event_id": "ride_events:shardId-000000000000:42",
+    }
+    give_up(streams, queue, PREDICTIONS, put(streams, PREDICTIONS, [json.dumps(prediction).encode()]))
+
+    argv = ["replay", "--queue-url", queue, "--function", "decision", "--from-function", "ride-duration-demo-decision"]
+    assert main(argv) == 0
+    assert (
+        capsys.readouterr().out.splitlines()[0]
+        == "replaying as ride-duration-demo-decision (no live alias: its $LATEST)"
+    )
+    assert [d["decision"] for d in read_events(streams, "fn_ride_decisions")] == ["long_ride"]

@@ -10,6 +10,7 @@ import pytest
 
 from stream_tools.cli import main
 from tests.conftest import DEAD_LETTERS, PREDICTIONS
+from tests.endpoints import aws_at, closed_port, refused
 
 
 def put(client, stream: str, *events: object) -> None:
@@ -88,3 +89,63 @@ def test_a_limit_that_is_not_positive_is_refused(kinesis, capsys):
     with pytest.raises(SystemExit):
         main(["tail", "--limit", "0"])
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_a_stream_missing_at_the_start_is_one_line_and_status_2(kinesis, capsys):
+    assert main(["tail", "--stream", "no_such_stream", "--timeout", "5"]) == 2
+    assert capsys.readouterr().err == (
+        "error: cannot tail the stream no_such_stream (no such stream at https://kinesis.us-east-1.amazonaws.com)\n"
+    )
+
+
+def test_an_endpoint_that_refuses_at_the_start_is_one_line_and_status_2(monkeypatch, capsys):
+    endpoint = closed_port()
+    aws_at(monkeypatch, endpoint)
+    assert main(["tail", "--stream", PREDICTIONS, "--timeout", "5"]) == 2
+    assert capsys.readouterr().err == f"error: cannot reach Kinesis at {endpoint} (connection refused)\n"
+
+
+def hooked_tail_client(monkeypatch, event: str, handler) -> None:
+    """The tail's own client, with ``handler`` on one of its botocore events (``after-call.kinesis.GetRecords``)."""
+    from model_service.kinesis import read
+
+    real = read.reading_client
+
+    def client():
+        made = real()
+        made.meta.events.register(event, handler)
+        return made
+
+    monkeypatch.setattr(read, "reading_client", client)
+
+
+def test_a_stream_deleted_while_tailed_is_one_line_lost_the_stream_and_status_2(kinesis, monkeypatch, capsys):
+    put(kinesis, PREDICTIONS, {"n": 1})
+    hooked_tail_client(
+        monkeypatch, "after-call.kinesis.GetRecords", lambda **kwargs: kinesis.delete_stream(StreamName=PREDICTIONS)
+    )
+    status = main(["tail", "--stream", PREDICTIONS, "--from-start", "--timeout", "5", "--interval", "0.05"])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out.splitlines() == ['{"n": 1}'], "what arrived before is printed"
+    assert captured.err == (
+        f"error: lost the stream {PREDICTIONS} (it no longer exists at https://kinesis.us-east-1.amazonaws.com)\n"
+    )
+
+
+def test_an_endpoint_that_stops_answering_mid_tail_is_one_line_lost_the_stream_and_status_2(
+    kinesis, monkeypatch, capsys
+):
+    calls = []
+
+    def stop_answering(**kwargs) -> None:
+        calls.append(1)
+        if len(calls) > 2:  # the start's check and the first poll are answered, then the stack is gone
+            raise refused("https://kinesis.us-east-1.amazonaws.com")
+
+    hooked_tail_client(monkeypatch, "before-call.kinesis.ListShards", stop_answering)
+    status = main(["tail", "--stream", PREDICTIONS, "--timeout", "5", "--interval", "0.05"])
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"error: lost the stream {PREDICTIONS} (connection refused at https://kinesis.us-east-1.amazonaws.com)\n"
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model_service.config import Settings
+from model_service.config import Settings, given
 from model_service.errors import InvalidSetting
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +74,28 @@ def test_a_consumer_name_that_cannot_end_an_event_id_is_refused(name):
 
 def test_empty_variables_keep_their_local_defaults():
     assert Settings.from_env({"PUBLISH_MARGIN_SECONDS": "", "WEB_MAX_RIDES": "", "MODEL_URI": ""}) == Settings()
+
+
+def test_the_default_models_are_the_registrys_champions_not_the_latest_versions():
+    settings = Settings.from_env({})
+    assert settings.model_uris == ("models:/ride-duration@champion", "models:/ride-cost@champion")
+    assert settings.model_uri == "models:/ride-duration@champion"
+
+
+def test_given_is_a_variables_value_only_when_the_environment_sets_it():
+    assert given("MODEL_URI", {"MODEL_URI": "s3://models/ride-duration/3"}) == "s3://models/ride-duration/3"
+    assert given("MODEL_URI", {"MODEL_URI": ""}) is None
+    assert given("MODEL_URI", {}) is None, "never the default"
+
+
+def test_a_functions_environment_gives_the_settings_it_runs_with():
+    environment = {"MODEL_URI": "s3://models/ride-cost/2", "CONSUMER_NAME": "cost", "INPUT_STREAM_NAME": "rides"}
+    settings = Settings.from_env(environment)
+    assert (settings.model_uri, settings.consumer_name, settings.input_stream_name) == (
+        "s3://models/ride-cost/2",
+        "cost",
+        "rides",
+    )
 
 
 def start(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
