@@ -48,7 +48,8 @@ def test_the_demo_accounts_for_every_ride_and_stops_localstack(tmp_path):
         assert int(counts[2]) >= 1, "the demo sends malformed records, so some rides are dead-lettered"
     assert "[demo] LocalStack stopped" in output
     assert not accepting(port)
-    assert (tmp_path / "artifacts" / "MODEL_URIS").exists(), "the models were trained in the working directory"
+    assert (tmp_path / "mlflow.db").exists(), "the models were trained in the working directory"
+    assert (tmp_path / "data" / "green_tripdata_2021-02.parquet").exists(), "the months are left in data/"
 
 
 def test_the_demo_refuses_a_port_in_use_before_doing_anything(tmp_path):

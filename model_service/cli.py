@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from model_service.config import Settings
-from model_service.errors import InvalidMonth, InvalidSetting, ServiceError
+from model_service.errors import InputNotFound, InvalidMonth, InvalidSetting, ServiceError
 from model_service.model.aliases import CHALLENGER, CHAMPION, AliasMove
 from model_service.model.training import MODEL_TYPES, RECIPES
 
@@ -189,7 +189,7 @@ def _resolve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _score(args: argparse.Namespace, settings: Settings) -> int:
-    from model_service.batch.monthly import Month, month_paths
+    from model_service.batch.monthly import Month, month_not_found, month_paths
     from model_service.batch.score import score_file
     from model_service.service import RideModels
     from model_service.trips import ride_id_prefix
@@ -204,14 +204,19 @@ def _score(args: argparse.Namespace, settings: Settings) -> int:
         )
         input_path, output_path = input_path or from_input, output_path or from_output
     models = RideModels.from_settings(_batch_settings(args, settings))
-    report = score_file(
-        models,
-        input_path,
-        output_path,
-        ride_id_prefix=ride_id_prefix(month.year, month.month) if month else "",
-        chunk_rows=args.chunk_rows,
-        progress=sys.stderr,
-    )
+    try:
+        report = score_file(
+            models,
+            input_path,
+            output_path,
+            ride_id_prefix=ride_id_prefix(month.year, month.month) if month else "",
+            chunk_rows=args.chunk_rows,
+            progress=sys.stderr,
+        )
+    except InputNotFound:
+        if args.input is not None or month is None:  # a path given, not one the template made
+            raise
+        raise month_not_found(args.taxi_type, month, input_path) from None
     print(f"input:          {input_path}")
     print(f"output:         {output_path}")
     print(f"model_versions: {', '.join(f'{target}={version}' for target, version in models.versions.items())}")

@@ -49,16 +49,33 @@ def make_trips(n: int, seed: int = 0, start: str = "2021-01-01", taxi_type: str 
 
 
 def training_months(shared_data: Path, directory: Path, rows: int = 60_000) -> tuple[Path, Path]:
-    """The course's January and February 2021 from ``shared_data``, or generated look-alikes in ``directory``.
+    """January and February 2021 in ``directory``: the course's files copied from ``shared_data``, or look-alikes.
 
-    Generated files are written once, ``rows`` trips each, and kept for the next run.
+    Either way the months are where the batch defaults look for them
+    (BATCH_INPUT_TEMPLATE: ``data/{taxi_type}_tripdata_{year:04d}-{month:02d}.parquet``),
+    so ``score --taxi-type green --year 2021 --month 2`` runs on a fresh clone once
+    the demo has trained. Files are written once, generated ones ``rows`` trips
+    each, and kept for the next run; a file already there is never replaced.
     """
-    if all((shared_data / name).exists() for name in COURSE_MONTHS):
-        return shared_data / COURSE_MONTHS[0], shared_data / COURSE_MONTHS[1]
+    import shutil
+
     directory.mkdir(parents=True, exist_ok=True)
     paths = (directory / COURSE_MONTHS[0], directory / COURSE_MONTHS[1])
-    for path, start, seed in zip(paths, ("2021-01-01", "2021-02-01"), (1, 2), strict=True):
-        if not path.exists():
-            print(f"generating TLC-shaped trips in {path} ({shared_data} is absent)", flush=True)
-            make_trips(rows, seed=seed, start=start).to_parquet(path)
+    months = zip(paths, ("2021-01", "2021-02"), (1, 2), strict=True)
+    missing = [(path, start, seed) for path, start, seed in months if not path.exists()]
+    if not missing:
+        return paths
+    shared = all((shared_data / name).exists() for name in COURSE_MONTHS)
+    names = ", ".join(path.name for path, _, _ in missing)
+    if shared:
+        print(f"copying {names} from {shared_data} to {directory}", flush=True)
+    else:
+        print(f"generating TLC-shaped trips in {directory}: {names} ({shared_data} is absent)", flush=True)
+    for path, start, seed in missing:
+        partial = path.with_name(f".{path.name}.partial")  # never a half-written month where scoring looks
+        if shared:
+            shutil.copyfile(shared_data / path.name, partial)
+        else:
+            make_trips(rows, seed=seed, start=f"{start}-01").to_parquet(partial)
+        partial.replace(path)
     return paths

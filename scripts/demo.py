@@ -15,8 +15,15 @@ Kinesis event and a few malformed records go through the prediction function
 of each model in TEST_RUN mode, and the prediction and dead-letter events are
 printed.
 
-Whatever the demo writes (generated trips, the MLflow store, the models' URIs)
-goes under ``--workdir``, the project root by default.
+The models served are the registry's champions (``models:/ride-duration@champion``,
+``models:/ride-cost@champion``, pinned to their versions when the demo starts):
+the ones the demo trained, or ones trained with ``python -m model_service train``
+(a model's first version becomes its champion), or promoted since. Training
+runs only for a model that has no champion.
+
+Whatever the demo writes (the two training months in data/, where batch
+scoring looks for them, and the MLflow store) goes under ``--workdir``, the
+project root by default.
 """
 
 from __future__ import annotations
@@ -42,8 +49,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DATA = Path("data")
-MODEL_URIS_FILE = Path("artifacts") / "MODEL_URIS"
-"""The last models trained here, as MODEL_URIS; relative to the working directory, which ``main`` sets to --workdir."""
+"""Relative to the working directory, which ``main`` sets to --workdir: where BATCH_INPUT_TEMPLATE looks by default."""
 STACK_NAME = "ride-duration-demo"
 SHOWN_PREDICTIONS = 10
 """Predictions printed one a line; the rest only count, so the view stays readable at any --rides."""
@@ -56,26 +62,76 @@ def trip_months() -> tuple[Path, Path]:
     return training_months(SHARED_DATA, DATA)
 
 
+def tracking_uri() -> str:
+    """The MLflow store the demo trains into and serves from: MLFLOW_TRACKING_URI, else the local one."""
+    from model_service.config import Settings
+
+    return Settings.from_env().tracking_uri
+
+
+def champions(tracking: str) -> dict[str, str | None]:
+    """Each model the demo serves (duration, cost) by registered name: its champion's version, None if it has none."""
+    from mlflow import MlflowClient
+
+    from model_service.model.aliases import CHAMPION, alias_version
+    from model_service.model.training import RECIPES
+
+    client = MlflowClient(tracking)
+    return {
+        recipe.registered_name: alias_version(client, recipe.registered_name, CHAMPION) for recipe in RECIPES.values()
+    }
+
+
+def served(versions: dict[str, str | None]) -> list[str]:
+    """The champions pinned to their versions, as MODEL_URIS: what is deployed, whatever moves the alias later."""
+    return [f"models:/{name}/{version}" for name, version in versions.items()]
+
+
+def store_file(tracking: str) -> str | None:
+    """The file a ``sqlite:///`` tracking URI keeps the registry in, None for any other store."""
+    return tracking.removeprefix("sqlite:///") if tracking.startswith("sqlite:///") else None
+
+
 def ensure_models() -> list[str]:
-    """The MODEL_URIS of the last models trained here (duration and cost), training them first if there are none."""
-    if MODEL_URIS_FILE.exists():
-        uris = MODEL_URIS_FILE.read_text().strip()
-        say(f"serving the models trained earlier, {uris} ({MODEL_URIS_FILE}; delete it to train again)")
-        return uris.split(",")
-    train, val = trip_months()
-    print(f"training on {train.name}, validating on {val.name} ...", flush=True)
-    out = subprocess.run(
-        [sys.executable, "-m", "model_service", "train", "--train", str(train), "--val", str(val)],
+    """The models to serve: each model's champion, training the models that have none first.
+
+    Returns them pinned to their versions (``models:/ride-duration/3``), duration first.
+    """
+    from model_service.model.training import RECIPES_BY_NAME
+
+    train, val = trip_months()  # in data/ either way, where batch scoring looks for its months
+    tracking = tracking_uri()
+    versions = champions(tracking)
+    if all(versions.values()):
+        store = store_file(tracking)
+        again = f"delete {store} to train again" if store else f"their champions in {tracking}; promote to change them"
+        train_say(f"models trained earlier are kept: {','.join(served(versions))} ({again})")
+        return served(versions)
+    missing = [name for name, version in versions.items() if version is None]
+    train_say(f"training {', '.join(missing)} on {train.name}, validating on {val.name} ...")
+    targets = [argument for name in missing for argument in ("--target", RECIPES_BY_NAME[name].target.name)]
+    training = subprocess.run(
+        [sys.executable, "-m", "model_service", "train", "--train", str(train), "--val", str(val), *targets],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    print(out, end="")
-    uris = next(line.split("=", 1)[1] for line in out.splitlines() if line.startswith("MODEL_URIS="))
-    MODEL_URIS_FILE.parent.mkdir(exist_ok=True)
-    MODEL_URIS_FILE.write_text(uris + "\n")
-    return uris.split(",")
+    )
+    # Each model's URI once: its own line (DURATION_MODEL_URI=...), not the MODEL_URIS line that repeats them.
+    lines = training.stdout.splitlines(keepends=True)
+    print("".join(line for line in lines if not line.startswith("MODEL_URIS=")), end="", flush=True)
+    if training.returncode:
+        sys.stderr.write(training.stderr)
+        raise SystemExit(f"[train] training failed with status {training.returncode} (its errors above)")
+    versions = champions(tracking)
+    unserved = [name for name, version in versions.items() if version is None]
+    if unserved:
+        raise RuntimeError(f"training gave {', '.join(unserved)} no champion; see its output above")
+    train_say(f"the demo will serve {','.join(served(versions))} (the registry's champions)")
+    return served(versions)
+
+
+def train_say(message: str) -> None:
+    print(f"[train] {message}", flush=True)
 
 
 def offline(model_uris: list[str]) -> None:
@@ -219,10 +275,12 @@ class Producer(threading.Thread):
         self.rate = rate
         self.sent = 0
         self.report: ProduceReport | None = None
+        self.error: str | None = None
         self.stopping = threading.Event()
 
     def run(self) -> None:
         from model_service.config import Settings
+        from model_service.errors import ServiceError
         from model_service.kinesis.publish import KinesisPublisher, kinesis_client
         from stream_tools.producer import produce
 
@@ -230,7 +288,10 @@ class Producer(threading.Thread):
             self.sent = report.sent
 
         publisher = KinesisPublisher(kinesis_client(Settings.from_env()), self.stream)
-        self.report = produce(publisher, self.records, rate=self.rate, on_chunk=count, stop=self.stopping.is_set)
+        try:
+            self.report = produce(publisher, self.records, rate=self.rate, on_chunk=count, stop=self.stopping.is_set)
+        except ServiceError as exc:  # Kinesis out of reach, the stream gone: said once, by stream_rides
+            self.error = str(exc)
 
 
 def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_uris: list[str]) -> int:
@@ -275,7 +336,7 @@ def stream_rides(args: argparse.Namespace, local_aws: Any, endpoint: str, model_
         producer.stopping.set()
         producer.join(timeout=10)  # its last PutRecords call, before LocalStack goes away under it
     if producer.report is None:
-        say("FAILED: the producer stopped with an error (above)")
+        say(f"FAILED: the producer stopped: {producer.error or 'with an error (above)'}")
         return 1
     return summary(view.outputs, producer.report, time.monotonic() - view.started)
 
@@ -289,9 +350,10 @@ def accounted(outputs: Outputs, sent: int) -> bool:
 def summary(outputs: Outputs, report: Any, seconds: float) -> int:
     predictions, decisions = len(outputs.predictions), len(outputs.decisions)
     malformed = sum(report.malformed.values())
+    why = f" ({report.retry_reasons_text()})" if report.retried else ""
     say(
         f"sent {report.sent} rides ({malformed} malformed, {report.failed} could not be put,"
-        f" {report.retried} re-sent after throttling) at {report.rides_per_second:.1f} rides/s"
+        f" {report.retried} re-sent{why}) at {report.rides_per_second:.1f} rides/s"
     )
     per_consumer = "; ".join(
         f"{consumer} {outputs.of(consumer)[0]} predictions + {outputs.of(consumer)[1]} dead letters"
@@ -377,8 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     model_uris = ensure_models()
     if args.mode == "offline":
         offline(model_uris)
-    else:
-        print(f"MODEL_URIS={','.join(model_uris)}")
     return 0
 
 

@@ -24,7 +24,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 from typing import Any
 
-from model_service.batch.monthly import Month, MonthResult, score_month
+from model_service.batch.monthly import INPUT_TEMPLATE_HINT, Month, MonthResult, score_month
 from model_service.config import Settings
 from model_service.errors import ServiceError
 
@@ -148,7 +148,14 @@ class _LocalJob:
     def _score(self, month: Month) -> MonthOutcome:
         if self.load_error is not None:
             raise self.load_error
-        result = score_month(self.models, self.taxi_type, month, self.settings, skip_existing=self.skip_existing)
+        result = score_month(
+            self.models,
+            self.taxi_type,
+            month,
+            self.settings,
+            skip_existing=self.skip_existing,
+            missing_hint=INPUT_TEMPLATE_HINT,
+        )
         return MonthOutcome.from_result(result)
 
 

@@ -4,6 +4,12 @@ The schedule, the scoring function, ``score --year --month`` and the backfill
 all name a month the same way (``2021-02``) and fill the same path templates
 (BATCH_INPUT_TEMPLATE, BATCH_OUTPUT_TEMPLATE), so a month scored by any of them
 lands in the same place.
+
+Run here (``score --year --month``, ``backfill``), a month whose input is
+missing says where it was looked for and which setting put it there:
+``no trips for green 2021-03 at data/green_tripdata_2021-03.parquet (set
+BATCH_INPUT_TEMPLATE to where your monthly files are)``. The scoring function,
+whose template the stack sets, says ``<path>: no such object``.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from model_service.batch import storage
 from model_service.batch.score import ScoreReport, score_file
 from model_service.config import Settings
-from model_service.errors import InvalidMonth, InvalidSetting
+from model_service.errors import InputNotFound, InvalidMonth, InvalidSetting
 from model_service.trips import ride_id_prefix
 
 if TYPE_CHECKING:
     from model_service.service import RideModels
+
+INPUT_TEMPLATE_HINT = "set BATCH_INPUT_TEMPLATE to where your monthly files are"
+"""What to do about a month missing where the input template put it, when the template is the user's to set."""
 
 TAXI_TYPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 """The TLC's names (yellow, green, fhv, fhvhv); never a path separator, since it fills file paths."""
@@ -103,6 +112,11 @@ def month_paths(input_template: str, output_template: str, *, taxi_type: str, mo
         raise InvalidSetting(f"path templates may use only {{taxi_type}}, {{year}} and {{month}}: {exc}") from None
 
 
+def month_not_found(taxi_type: str, month: Month, input_path: str, hint: str = INPUT_TEMPLATE_HINT) -> InputNotFound:
+    """The error for a month whose input is not at ``input_path``: the month, the path, and ``hint``."""
+    return InputNotFound(f"no trips for {taxi_type} {month} at {input_path} ({hint})")
+
+
 @dataclass(frozen=True)
 class MonthResult:
     taxi_type: str
@@ -141,19 +155,29 @@ def score_month(
     *,
     skip_existing: bool = False,
     progress: TextIO | None = None,
+    missing_hint: str | None = None,
 ) -> MonthResult:
-    """Score one month into its output, replacing it in one step, or skip it if asked and it exists."""
+    """Score one month into its output, replacing it in one step, or skip it if asked and it exists.
+
+    A missing input raises InputNotFound: ``<path>: no such file`` (or ``object``), or, given a
+    ``missing_hint``, ``month_not_found``'s message with it (INPUT_TEMPLATE_HINT where the user sets the template).
+    """
     input_path, output_path = month_paths(
         settings.batch_input_template, settings.batch_output_template, taxi_type=taxi_type, month=month
     )
     if skip_existing and storage.exists(output_path):
         return MonthResult(taxi_type, month, input_path, output_path, None)
-    report = score_file(
-        models,
-        input_path,
-        output_path,
-        ride_id_prefix=ride_id_prefix(month.year, month.month),
-        chunk_rows=settings.batch_chunk_rows,
-        progress=progress,
-    )
+    try:
+        report = score_file(
+            models,
+            input_path,
+            output_path,
+            ride_id_prefix=ride_id_prefix(month.year, month.month),
+            chunk_rows=settings.batch_chunk_rows,
+            progress=progress,
+        )
+    except InputNotFound:
+        if missing_hint is None:
+            raise
+        raise month_not_found(taxi_type, month, input_path, missing_hint) from None
     return MonthResult(taxi_type, month, input_path, output_path, report)

@@ -126,7 +126,10 @@ def test_a_missing_month_is_listed_as_failed_with_its_reason_while_the_others_ar
     rows = table_rows(out)
     assert code == 1
     assert [rows[m][1] for m in ("2021-01", "2021-02", "2021-03")] == ["scored", "failed", "scored"]
-    assert "data/green_tripdata_2021-02.parquet: no such file" in out
+    assert (
+        "no trips for green 2021-02 at data/green_tripdata_2021-02.parquet"
+        " (set BATCH_INPUT_TEMPLATE to where your monthly files are)" in out
+    )
     assert "2 scored, 0 skipped, 1 failed" in out
     assert not (workdir / "output" / "green" / "2021-02.parquet").exists()
 
@@ -290,3 +293,30 @@ def test_a_bad_taxi_type_is_listed_with_its_reason_not_an_exception_class(mlflow
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("2021-01")]
     assert "taxi type 'Green!' must be lower-case letters, digits or _" in line
     assert "Error" not in line
+
+
+def test_score_of_a_month_not_there_says_where_it_looked_and_which_setting_to_set(mlflow_model_dir, workdir, capsys):
+    argv = ["score", "--model-uri", str(mlflow_model_dir), "--taxi-type", "green", "--year", "2021", "--month", "3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "error: no trips for green 2021-03 at data/green_tripdata_2021-03.parquet"
+        " (set BATCH_INPUT_TEMPLATE to where your monthly files are)"
+    )
+    assert "Traceback" not in err
+
+
+def test_score_of_a_file_given_by_path_that_is_not_there_names_only_the_file(mlflow_model_dir, workdir, capsys):
+    argv = ["score", "--model-uri", str(mlflow_model_dir), "--input", "nope.parquet", "--output", "out.parquet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: nope.parquet: no such file"
+
+
+def test_score_reads_a_month_the_demo_put_in_data_with_the_default_template(mlflow_model_dir, workdir, capsys):
+    from model_service.sample_data import training_months
+
+    training_months(workdir / "no-shared-data", workdir / "data", rows=50)
+    argv = ["score", "--model-uri", str(mlflow_model_dir), "--taxi-type", "green", "--year", "2021", "--month", "2"]
+    assert main(argv) == 0
+    assert "input:          data/green_tripdata_2021-02.parquet" in capsys.readouterr().out
+    assert len(pd.read_parquet(workdir / "output" / "green" / "2021-02.parquet")) == 50

@@ -8,7 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model_service.batch.monthly import Month, month_before, month_paths, month_range, score_month
+from model_service.batch.monthly import (
+    INPUT_TEMPLATE_HINT,
+    Month,
+    month_before,
+    month_paths,
+    month_range,
+    score_month,
+)
 from model_service.config import Settings
 from model_service.errors import InputNotFound
 from model_service.sample_data import make_trips
@@ -151,6 +158,17 @@ def test_a_month_without_input_fails_naming_the_missing_file_and_writes_nothing(
     with pytest.raises(InputNotFound, match=r"in/green_tripdata_2021-03\.parquet: no such file"):
         score_month(RideModels([service]), "green", Month(2021, 3), settings)
 
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_month_without_input_given_a_hint_names_the_month_the_path_and_the_hint(service, settings, tmp_path):
+    path = tmp_path / "in" / "green_tripdata_2021-03.parquet"
+    with pytest.raises(InputNotFound) as raised:
+        score_month(RideModels([service]), "green", Month(2021, 3), settings, missing_hint=INPUT_TEMPLATE_HINT)
+
+    assert str(raised.value) == (
+        f"no trips for green 2021-03 at {path} (set BATCH_INPUT_TEMPLATE to where your monthly files are)"
+    )
     assert not (tmp_path / "out").exists()
 
 
