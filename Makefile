@@ -18,7 +18,7 @@ VENV_BIN := .venv/bin
 TOOLS_STAMP := .tools/.installed
 VENV_STAMP := .venv/.installed
 
-.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-cycle demo-offline bench bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e clean
+.PHONY: help setup localstack-setup lint infra-lint unit integration test train demo demo-cycle demo-offline bench bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e deploy-aws clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo"
@@ -26,6 +26,7 @@ help:
 	@echo "make train   - train the model on TLC data into the local MLflow store"
 	@echo "make demo-cycle - a model change on the local stack: shadow, compare, promote, roll back"
 	@echo "make bench   - print the benchmarks"
+	@echo "make deploy-aws ARGS=\"--region R --alarm-email E --model-writer-arn ROLE_ARN [--dry-run]\" - deploy to AWS (scripts/deploy_aws.py)"
 
 $(TOOLS_STAMP): tools/requirements.txt tools/constraints.txt
 	$(PYTHON) -m venv .tools
@@ -93,6 +94,13 @@ bench-e2e: setup localstack-setup
 	$(VENV_BIN)/python -m bench.e2e_bench
 
 bench: bench-deps bench-lambda bench-web bench-batch bench-scoring bench-e2e
+
+# Deploy to AWS from an empty account: ECR repositories and images, buckets, models, sam deploy
+# (scripts/deploy_aws.py, README "Deploying to AWS"). --dry-run prints every command and runs none.
+#   make deploy-aws ARGS="--region eu-west-1 --stack-name rides --alarm-email ops@example.com
+#                         --model-writer-arn arn:aws:iam::123456789012:role/ModelWriter --dry-run"   (one line)
+deploy-aws: setup
+	$(VENV_BIN)/python -m scripts.deploy_aws $(ARGS)
 
 clean:
 	rm -rf .venv .tools .localstack mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis

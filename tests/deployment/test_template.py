@@ -7,11 +7,12 @@ template.yaml passes each consumer.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from local_stack.aws import TEMPLATE
+from local_stack.aws import MODEL_WRITER_ARN, TEMPLATE
 from local_stack.deploy import parse_template
 from tests.lambda_simulation import EventSourceSettings, at_default
 
@@ -312,3 +313,29 @@ def test_only_model_writers_may_change_the_model_buckets_policy_replication_or_a
 def test_model_writer_arns_of_star_are_refused_before_anything_is_created(template):
     (assertion,) = template["Rules"]["ModelWritersAreNamed"]["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Contains": [{"Ref": "ModelWriterArns"}, "*"]}]}
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("arn:aws:iam::123456789012:role/ride-duration-deployer", True),
+        ("arn:aws:iam::123456789012:role/ci/deployers/ModelWriter", True),
+        ("arn:aws:iam::123456789012:role/deployers/*", True),
+        ("arn:aws:iam::123456789012:user/alice", True),
+        (MODEL_WRITER_ARN, True),  # what the integration tests deploy LocalStack with
+        ("arn:aws-us-gov:iam::123456789012:role/ModelWriter", True),
+        ("arn:aws:sts::123456789012:assumed-role/ride-duration-deployer/alice", False),
+        ("arn:aws:iam::123456789012:group/deployers", False),
+        ("arn:aws:iam::123456789012:role/", False),
+        ("*", False),
+        ("ride-duration-deployer", False),
+        (" arn:aws:iam::123456789012:role/ModelWriter", False),
+    ],
+)
+def test_model_writer_arns_are_role_user_or_root_arns_never_session_arns(template, arn, accepted):
+    """The pattern applies to each ARN of the list: a session ARN matches no caller's aws:PrincipalArn."""
+    parameter = template["Parameters"]["ModelWriterArns"]
+    assert parameter["Type"] == "CommaDelimitedList"
+    assert (re.fullmatch(parameter["AllowedPattern"], arn) is not None) is accepted
+    assert "session ARN" in parameter["Description"]
+    assert "replaces the model bucket's whole bucket policy" in " ".join(parameter["Description"].split())
