@@ -6,6 +6,7 @@ Sizing comes from Settings (WEB_CONCURRENCY), like every setting.
 """
 
 import gc
+import logging
 import os
 import sys
 from typing import Any
@@ -84,6 +85,19 @@ preload_app = True
 control_socket_disable = True
 
 
+class _AddressedListening(logging.Filter):
+    """Drops gunicorn's "Listening at:  (PID)": with reuse_port the workers open the sockets, so it has no address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg == "Listening at: %s (%s)" and args and not args[0])
+
+
+def on_starting(server: Any) -> None:
+    """Before the master logs where it listens: that line would be empty, and ``when_ready`` says where instead."""
+    server.log.error_log.addFilter(_AddressedListening())
+
+
 def when_ready(server: Any) -> None:
     """After the preloaded app (and its model) is built, before the workers fork.
 
@@ -92,7 +106,6 @@ def when_ready(server: Any) -> None:
     worker's memory by the GC touching their pages.
     """
     gc.freeze()
-    # With reuse_port the workers open the sockets, so gunicorn's own "Listening at" line has no address.
     server.log.info("Listening at: %s, a socket per worker (reuse_port)", ", ".join(server.cfg.bind))
 
 

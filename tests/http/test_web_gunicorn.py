@@ -209,6 +209,12 @@ def test_a_client_that_trickles_its_headers_is_dropped_after_keepalive_seconds(s
     assert dropped_after < 5  # gunicorn.conf.py's keepalive is 2 s; the next send or two notice
 
 
+def test_the_start_up_log_says_where_the_server_listens_and_no_line_without_an_address(server):
+    log = server.log_text()
+    assert "a socket per worker (reuse_port)" in log
+    assert "Listening at:  (" not in log
+
+
 def test_a_server_stopped_by_sigterm_answers_then_exits_with_no_traceback_in_its_log(
     mlflow_model_dir, tmp_path_factory
 ):
