@@ -73,17 +73,17 @@ class RejectedRecord(ServiceError, ValueError):
 
 
 class StreamUnavailable(ServiceError, RuntimeError):
-    """A stream that cannot be written to for a reason no record causes: missing, access denied, KMS key unusable.
+    """A stream that cannot be written to (or read) for a reason no record causes: missing, access denied, KMS key.
 
-    It fails the invocation, so Lambda keeps the batch and retries it until
-    the environment is fixed (and the Errors alarm fires); dead-lettering valid
-    records because of it would lose them.
+    Writing, it fails the invocation, so Lambda keeps the batch and retries it
+    until the environment is fixed (and the Errors alarm fires); dead-lettering
+    valid records because of it would lose them. ``action`` says which it was.
     """
 
-    def __init__(self, stream_name: str, code: str, message: str) -> None:
+    def __init__(self, stream_name: str, code: str, message: str, action: str = "write to") -> None:
         self.stream_name = stream_name
         self.code = code
-        super().__init__(f"cannot write to Kinesis stream {stream_name}: {code}: {message}")
+        super().__init__(f"cannot {action} Kinesis stream {stream_name}: {code}: {message}")
 
 
 class InvalidSetting(ServiceError, ValueError):

@@ -93,4 +93,4 @@ def read_all(client: Any, stream_name: str, since: datetime | None = None) -> li
         return StreamTail(client, stream_name, since=since).events()
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise StreamUnavailable(stream_name, error.get("Code", "Unknown"), error.get("Message", "")) from None
+        raise StreamUnavailable(stream_name, error.get("Code", "Unknown"), error.get("Message", ""), "read") from None

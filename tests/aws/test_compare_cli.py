@@ -79,7 +79,7 @@ def test_on_the_streams_the_shadows_events_are_joined_to_the_champions(kinesis, 
 
 def test_a_missing_shadow_stream_exits_2_naming_it(kinesis, capsys):
     assert main(["compare", "--model", "ride-duration", "--minutes", "60"]) == 2
-    assert f"{SHADOW}: ResourceNotFoundException" in capsys.readouterr().err
+    assert f"error: cannot read Kinesis stream {SHADOW}: ResourceNotFoundException" in capsys.readouterr().err
 
 
 @pytest.mark.shared_data
