@@ -138,5 +138,5 @@ def test_only_the_models_without_a_champion_are_trained(workdir, monkeypatch, ca
 
 def test_the_file_to_delete_is_named_only_for_a_store_kept_in_a_file():
     assert demo.store_file("sqlite:///mlflow.db") == "mlflow.db"
-    assert demo.store_file("sqlite:////work/mlflow.db") == "/work/mlflow.db"
+    assert demo.store_file("sqlite:////srv/tracking/mlflow.db") == "/srv/tracking/mlflow.db"
     assert demo.store_file("http://mlflow.internal:5000") is None
