@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from model_service.errors import ServiceError
-from model_service.kinesis.publish import UNREACHABLE_ERRORS, connection_reason
+from model_service.kinesis.publish import UNREACHABLE_ERRORS, connection_reason, endpoint_of
 
 
 class CannotReach(ServiceError, ConnectionError):
@@ -40,11 +40,6 @@ class StreamLost(ServiceError, RuntimeError):
     def __init__(self, stream_name: str, reason: str) -> None:
         self.stream_name, self.reason = stream_name, reason
         super().__init__(f"lost the stream {stream_name} ({reason})")
-
-
-def endpoint_of(client: Any) -> str:
-    """Where a boto3 client calls: ``https://kinesis.us-east-1.amazonaws.com``, or the override."""
-    return str(client.meta.endpoint_url).rstrip("/")
 
 
 def unreachable(exc: BaseException, service: str = "AWS") -> CannotReach:

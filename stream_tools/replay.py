@@ -28,9 +28,16 @@ from botocore.exceptions import ClientError
 from model_service.config import Settings
 from model_service.errors import InvalidSetting
 from model_service.kinesis.processor import StreamBatchProcessor
-from model_service.kinesis.publish import SYSTEM_CLOCK, UNREACHABLE_ERRORS, Clock, Deadline, connection_reason
+from model_service.kinesis.publish import (
+    SYSTEM_CLOCK,
+    UNREACHABLE_ERRORS,
+    Clock,
+    Deadline,
+    connection_reason,
+    endpoint_of,
+)
 from stream_tools.local_invoke import kinesis_record
-from stream_tools.reach import CannotReach, endpoint_of
+from stream_tools.reach import CannotReach
 
 MAX_MESSAGES_PER_RECEIVE = 10
 """SQS's limit."""

@@ -142,6 +142,11 @@ def connection_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def endpoint_of(client: Any) -> str:
+    """Where a boto3 client calls: ``https://kinesis.<region>.amazonaws.com``, or the override."""
+    return str(client.meta.endpoint_url).rstrip("/")
+
+
 def retry_reason(code: str) -> str:
     """What an entry refused with ``code`` is re-sent as: ``throttled``, or the code itself."""
     return THROTTLED if code in THROTTLING_ERRORS else code
@@ -284,11 +289,6 @@ class KinesisPublisher:
         self.max_delay = max_delay
         self._jitter = jitter
 
-    @property
-    def endpoint(self) -> str:
-        """Where the client calls Kinesis: ``https://kinesis.<region>.amazonaws.com``, or an override."""
-        return str(self.client.meta.endpoint_url).rstrip("/")
-
     def publish(self, records: Sequence[R], deadline: Deadline) -> PublishResult[R]:
         result: PublishResult[R] = PublishResult()
         pending: list[_Entry[R]] = []
@@ -321,7 +321,7 @@ class KinesisPublisher:
             )
             result.failed.extend(item[0] for item in pending)
             if not run.answered and run.no_answer is not None:
-                result.unreachable = Unreachable(self.endpoint, run.no_answer)
+                result.unreachable = Unreachable(endpoint_of(self.client), run.no_answer)
         return result
 
     def _fits(self, deadline: Deadline) -> bool:
