@@ -36,14 +36,12 @@ from model_service.kinesis.publish import (
     connection_reason,
     endpoint_of,
 )
+from model_service.model.deploy import LIVE_ALIAS
 from stream_tools.local_invoke import kinesis_record
 from stream_tools.reach import CannotReach
 
 MAX_MESSAGES_PER_RECEIVE = 10
 """SQS's limit."""
-
-LIVE_ALIAS = "live"
-"""The alias a consumer's event source mapping invokes (stacks/model-consumer.yaml): what the function runs."""
 
 
 @dataclass(frozen=True)

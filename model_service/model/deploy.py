@@ -25,6 +25,9 @@ from model_service.model.load import load_model
 from model_service.model.registry import ResolvedModel, download, resolve
 from model_service.model.target import Target
 
+LIVE_ALIAS = "live"
+"""The alias a consumer's event source mapping invokes (stacks/model-consumer.yaml): what the function runs."""
+
 
 def upload(model_dir: Path, destination: str, s3: Any) -> str:
     """Copy a model directory to ``destination`` (``s3://bucket/prefix``), which then holds exactly its files.
@@ -147,7 +150,7 @@ def redeploy(cfn: Any, stack_name: str, overrides: dict[str, str], timeout: floa
 
 def served_model(lam: Any, function: str) -> tuple[str, str]:
     """The MODEL_URI and MODEL_VERSION of the version ``function``'s live alias points to: what its stream gets."""
-    version = lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"]
+    version = lam.get_alias(FunctionName=function, Name=LIVE_ALIAS)["FunctionVersion"]
     configuration = lam.get_function_configuration(FunctionName=function, Qualifier=version)
     variables = configuration.get("Environment", {}).get("Variables", {})
     return variables.get("MODEL_URI", ""), variables.get("MODEL_VERSION", "")
