@@ -56,10 +56,6 @@ BUCKETS_TEMPLATE = "stacks/buckets.yaml"
 PYTHON = ".venv/bin/python"
 SAM = ".tools/bin/sam"
 """The SAM CLI `make setup` pins (tools/requirements.txt), the one tools/lint-infra.sh lints with."""
-MODEL_PREFIX = "ride-duration"
-"""template.yaml's ModelPrefix: the models live under s3://<model bucket>/ride-duration/<name>/<version>."""
-TRIPS_PREFIX = "trips"
-"""template.yaml's ScoringInputPrefix: the scoring function reads <prefix>/<taxi>_tripdata_<yyyy>-<mm>.parquet."""
 TRIP_FILES = "*_tripdata_*.parquet"
 WEB_TARGET = "web"
 """The web service's Dockerfile target: no function of the stack runs it, it is built for step 9."""
@@ -221,6 +217,10 @@ class Stack:
     writer_pattern: str
     """ModelWriterArns' AllowedPattern, which every model writer ARN must match."""
     bucket_pattern: str
+    model_prefix: str
+    """ModelPrefix's default: the models live under s3://<model bucket>/<prefix>/<name>/<version>."""
+    trips_prefix: str
+    """ScoringInputPrefix's default: the scoring function reads <prefix>/<taxi>_tripdata_<yyyy>-<mm>.parquet."""
 
     @classmethod
     def read(cls, root: Path = ROOT) -> Stack:
@@ -244,6 +244,8 @@ class Stack:
             image_parameters,
             parameters["ModelWriterArns"]["AllowedPattern"],
             parameters["ModelBucket"]["AllowedPattern"],
+            parameters["ModelPrefix"]["Default"],
+            parameters["ScoringInputPrefix"]["Default"],
         )
 
     @property
@@ -295,11 +297,11 @@ class Deployment:
         parameters = {name: self.image(target) for name, target in self.stack.image_parameters.items()}
         parameters |= {
             "ModelBucket": self.model_bucket,
-            "ModelPrefix": MODEL_PREFIX,
+            "ModelPrefix": self.stack.model_prefix,
             "ModelWriterArns": ",".join(self.writers),
             **self.models,
             "DataBucket": self.data_bucket,
-            "ScoringInputPrefix": TRIPS_PREFIX,
+            "ScoringInputPrefix": self.stack.trips_prefix,
         }
         if self.alarm_email:  # sam deploy refuses an empty value; the template's default is no subscription
             parameters["AlarmEmail"] = self.alarm_email
@@ -508,14 +510,14 @@ def models(run: Runner, deployment: Deployment) -> None:
     for recipe in RECIPES.values():
         name = recipe.registered_name
         argv = [PYTHON, "-m", "model_service", "resolve", f"models:/{name}@{CHAMPION}"]
-        argv += ["--upload-to", f"s3://{deployment.model_bucket}/{MODEL_PREFIX}"]
+        argv += ["--upload-to", f"s3://{deployment.model_bucket}/{deployment.stack.model_prefix}"]
         if deployment.tracking_uri:
             argv += ["--tracking-uri", deployment.tracking_uri]
         version = f"<{recipe.target.name}-version>"
         said = run.run(
             Command.of(*argv, env={"AWS_DEFAULT_REGION": deployment.region}),
             placeholder=(
-                f"MODEL_URI=s3://{deployment.model_bucket}/{MODEL_PREFIX}/{name}/{version}\nMODEL_VERSION={version}"
+                f"MODEL_URI=s3://{deployment.model_bucket}/{deployment.stack.model_prefix}/{name}/{version}\nMODEL_VERSION={version}"
             ),
             capture=True,
         )
@@ -527,7 +529,7 @@ def models(run: Runner, deployment: Deployment) -> None:
 
 def trips(run: Runner, deployment: Deployment) -> None:
     """The TLC monthly files, named as the TLC names them, where the scoring function reads them."""
-    run.header(7, f"Trips to s3://{deployment.data_bucket}/{TRIPS_PREFIX}/")
+    run.header(7, f"Trips to s3://{deployment.data_bucket}/{deployment.stack.trips_prefix}/")
     if deployment.trips is None:
         run.note("No --trips: nothing to copy (the monthly scoring then finds no month until one is there).")
         return
@@ -535,7 +537,7 @@ def trips(run: Runner, deployment: Deployment) -> None:
     run.note(f"{len(found)} monthly file(s) in {deployment.trips}: {', '.join(found)}")
     run.run(
         deployment.aws(
-            "s3", "sync", str(deployment.trips), f"s3://{deployment.data_bucket}/{TRIPS_PREFIX}/",
+            "s3", "sync", str(deployment.trips), f"s3://{deployment.data_bucket}/{deployment.stack.trips_prefix}/",
             "--exclude", "*", "--include", TRIP_FILES,
         )
     )  # fmt: skip
