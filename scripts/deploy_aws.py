@@ -221,6 +221,8 @@ class Stack:
     """ModelPrefix's default: the models live under s3://<model bucket>/<prefix>/<name>/<version>."""
     trips_prefix: str
     """ScoringInputPrefix's default: the scoring function reads <prefix>/<taxi>_tripdata_<yyyy>-<mm>.parquet."""
+    model_bucket_sids: frozenset[str]
+    """The statements of ModelBucketPolicy, the policy the stack gives the model bucket in place of its own."""
 
     @classmethod
     def read(cls, root: Path = ROOT) -> Stack:
@@ -246,6 +248,10 @@ class Stack:
             parameters["ModelBucket"]["AllowedPattern"],
             parameters["ModelPrefix"]["Default"],
             parameters["ScoringInputPrefix"]["Default"],
+            frozenset(
+                statement["Sid"]
+                for statement in template["Resources"]["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+            ),
         )
 
     @property
@@ -472,14 +478,6 @@ def buckets(run: Runner, deployment: Deployment) -> None:
     deployment.data_bucket = deployment.data_bucket or outputs["DataBucket"]
 
 
-MODEL_BUCKET_SIDS = {
-    "ModelPrefixWritableOnlyByModelWriters",
-    "ModelBucketSettingsChangeableOnlyByModelWriters",
-    "TlsOnly",
-}
-"""The statements of template.yaml's ModelBucketPolicy: the policy the stack gives the model bucket."""
-
-
 def model_bucket_policy(run: Runner, deployment: Deployment) -> None:
     """A given model bucket's policy is replaced whole by the stack's: say what would be lost."""
     run.note(
@@ -494,7 +492,7 @@ def model_bucket_policy(run: Runner, deployment: Deployment) -> None:
     if not policy:  # NoSuchBucketPolicy, or a dry run
         return
     statements = json.loads(policy).get("Statement", [])
-    lost = [s.get("Sid", "(no Sid)") for s in statements if s.get("Sid") not in MODEL_BUCKET_SIDS]
+    lost = [s.get("Sid", "(no Sid)") for s in statements if s.get("Sid") not in deployment.stack.model_bucket_sids]
     if lost:
         run.note(f"WARNING: these statements of its policy will be gone after step 8: {', '.join(lost)}.")
 
@@ -507,18 +505,17 @@ def models(run: Runner, deployment: Deployment) -> None:
     one prefix per version, so the MODEL_URI deployed names exactly that copy.
     """
     run.header(6, f"Models: the @{CHAMPION} of each, resolved and copied to the model bucket")
+    upload_to = f"s3://{deployment.model_bucket}/{deployment.stack.model_prefix}"
     for recipe in RECIPES.values():
         name = recipe.registered_name
         argv = [PYTHON, "-m", "model_service", "resolve", f"models:/{name}@{CHAMPION}"]
-        argv += ["--upload-to", f"s3://{deployment.model_bucket}/{deployment.stack.model_prefix}"]
+        argv += ["--upload-to", upload_to]
         if deployment.tracking_uri:
             argv += ["--tracking-uri", deployment.tracking_uri]
         version = f"<{recipe.target.name}-version>"
         said = run.run(
             Command.of(*argv, env={"AWS_DEFAULT_REGION": deployment.region}),
-            placeholder=(
-                f"MODEL_URI=s3://{deployment.model_bucket}/{deployment.stack.model_prefix}/{name}/{version}\nMODEL_VERSION={version}"
-            ),
+            placeholder=f"MODEL_URI={upload_to}/{name}/{version}\nMODEL_VERSION={version}",
             capture=True,
         )
         printed = dict(line.split("=", 1) for line in said.splitlines() if "=" in line)
