@@ -13,13 +13,12 @@ from contextlib import contextmanager
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from local_stack.server import free_port
+
 
 def closed_port() -> str:
     """``http://127.0.0.1:<port>`` where nothing listens: every connection is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @contextmanager
